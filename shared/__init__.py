@@ -1,0 +1,1 @@
+"""APIM Chargeback: per-subscription token usage and cost for Azure OpenAI behind APIM."""

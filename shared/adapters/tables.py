@@ -1,0 +1,166 @@
+"""Azure Table Storage: usage rows and run state (watermarks).
+
+Usage rows: PartitionKey = subscription, RowKey = ``granularity|period|model|deployment|product``,
+so one subscription's period range is a single-partition RowKey range query.  Writes go in
+transactions of at most 100 entities of one partition (the service limit).  Every filter is
+parameterized (``parameters=``); no value is ever formatted into filter text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from functools import partial
+from itertools import groupby
+from typing import Any, TypeVar
+
+from shared.core.keys import partition_key, period_range, row_key
+from shared.core.usage import COUNTER_NAMES, Granularity, UsageRow, counters_from, normalize_key
+from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
+from shared.ports import Watermark
+
+T = TypeVar("T")
+MAX_TRANSACTION = 100
+_PROPERTY = {name: "".join(part.title() for part in name.split("_")) for name in COUNTER_NAMES}
+
+
+def usage_entity(row: UsageRow) -> dict[str, Any]:
+    from azure.data.tables import EdmType, EntityProperty
+
+    entity: dict[str, Any] = {
+        "PartitionKey": partition_key(row.key.subscription_id),
+        "RowKey": row_key(row.granularity, row.period_start, row.key),
+        "SubscriptionId": row.key.subscription_id,
+        "ProductId": row.key.product_id,
+        "Model": row.key.model,
+        "Deployment": row.key.deployment,
+        "Granularity": row.granularity.value,
+        "PeriodStart": row.period_start,
+    }
+    for name, value in row.counters.as_dict().items():
+        # Int64 always: a month of tokens passes 2**31 and Int32 would be refused.
+        entity[_PROPERTY[name]] = EntityProperty(value, EdmType.INT64)
+    return entity
+
+
+def usage_row(entity: dict[str, Any]) -> UsageRow:
+    values = {name: _plain(entity.get(prop)) for name, prop in _PROPERTY.items()}
+    start = entity["PeriodStart"]
+    return UsageRow(
+        Granularity(entity["Granularity"]),
+        start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC),
+        normalize_key(entity.get("SubscriptionId"), entity.get("ProductId"), entity.get("Model"),
+                      entity.get("Deployment")),
+        counters_from(values),
+    )
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # Int64 values come back wrapped in EntityProperty
+
+
+class TableStore:
+    """Implements ``UsageRepository`` and ``WatermarkRepository`` over one storage account."""
+
+    def __init__(self, service: Any, prefix: str, describe: str) -> None:
+        self._service = service
+        self.usage_table = f"{prefix}usage"
+        self.state_table = f"{prefix}state"
+        self._describe = describe
+        self._ready: set[str] = set()
+
+    def _table(self, name: str) -> Any:
+        if name not in self._ready:
+            self._call(lambda: self._service.create_table_if_not_exists(name))
+            self._ready.add(name)
+        return self._service.get_table_client(name)
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        from azure.core.exceptions import (
+            AzureError,
+            ResourceExistsError,
+            ResourceModifiedError,
+            ServiceRequestError,
+        )
+        from azure.data.tables import TableTransactionError
+
+        try:
+            return operation()
+        except (ResourceModifiedError, ResourceExistsError) as exc:
+            raise ConcurrentUpdateError(f"a concurrent run changed the same record in {self._describe}") from exc
+        except ServiceRequestError as exc:
+            raise StorageUnavailableError(f"Table Storage is unreachable at {self._describe}: {exc}") from exc
+        except TableTransactionError as exc:
+            raise StorageError(f"a transaction was rejected by {self._describe}: {_first_line(exc)}") from exc
+        except AzureError as exc:
+            raise StorageError(f"Table Storage operation failed on {self._describe}: {_first_line(exc)}") from exc
+
+    # -- usage ------------------------------------------------------------------------------------
+    def upsert(self, rows: Iterable[UsageRow]) -> int:
+        from azure.data.tables import UpdateMode
+
+        table = self._table(self.usage_table)
+        entities = sorted((usage_entity(row) for row in rows), key=lambda e: (e["PartitionKey"], e["RowKey"]))
+        written = 0
+        for _, partition in groupby(entities, key=lambda e: e["PartitionKey"]):
+            for chunk in _chunks(list(partition), MAX_TRANSACTION):
+                operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
+                self._call(partial(table.submit_transaction, operations))
+                written += len(chunk)
+        return written
+
+    def read(self, subscription_id: str, granularity: Granularity, start: datetime,
+             end: datetime) -> list[UsageRow]:
+        low, high = period_range(granularity, start, end)
+        return self._query(self.usage_table, "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                           {"pk": partition_key(subscription_id), "low": low, "high": high})
+
+    def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
+        low, high = period_range(granularity, start, end)
+        return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
+
+    def _query(self, table_name: str, query_filter: str, parameters: dict[str, Any]) -> list[UsageRow]:
+        table = self._table(table_name)
+        entities = self._call(lambda: list(table.query_entities(query_filter, parameters=parameters)))
+        return [usage_row(entity) for entity in entities]
+
+    # -- watermarks -------------------------------------------------------------------------------
+    def get(self, name: str) -> Watermark:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        table = self._table(self.state_table)
+        try:
+            entity = self._call(lambda: table.get_entity("watermark", name))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ResourceNotFoundError):
+                return Watermark(None, None)
+            raise
+        value = entity["Value"]
+        return Watermark(value.astimezone(UTC), entity.metadata["etag"])
+
+    def advance(self, name: str, previous: Watermark, value: datetime) -> None:
+        """Store ``value`` only if nobody changed the watermark since ``previous`` was read."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        table = self._table(self.state_table)
+        entity = {"PartitionKey": "watermark", "RowKey": name, "Value": value.astimezone(UTC)}
+        if previous.etag is None:
+            self._call(lambda: table.create_entity(entity))
+        else:
+            self._call(lambda: table.update_entity(entity, mode=UpdateMode.REPLACE, etag=previous.etag,
+                                                   match_condition=MatchConditions.IfNotModified))
+
+    def table_names(self) -> list[str]:
+        return self._call(lambda: [t.name for t in self._service.list_tables()])
+
+
+def _first_line(exc: Exception) -> str:
+    """The SDK's summary line, without the request/response dump that follows it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,1 @@
+"""The HTTP report API (FastAPI), served by Azure Functions through AsgiFunctionApp."""

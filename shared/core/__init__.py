@@ -1,0 +1,1 @@
+"""Pure rules: no Azure import, no I/O; tested with plain data."""

@@ -1,0 +1,130 @@
+"""Usage rows and the rules that merge them: hour -> day -> month.
+
+A row is one subscription x product x model x deployment x period.  Rows of a coarser
+granularity are always *derived* from the finer rows already stored, never accumulated run by run,
+which is what makes a rerun of any window give identical results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+UNATTRIBUTED = "unattributed"  # request with no APIM subscription (e.g. an open API or a 401)
+UNKNOWN = "unknown"  # model or deployment the logs did not name
+
+
+class Granularity(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+
+    def period_start(self, moment: datetime) -> datetime:
+        moment = moment.astimezone(UTC)
+        if self is Granularity.HOUR:
+            return moment.replace(minute=0, second=0, microsecond=0)
+        if self is Granularity.DAY:
+            return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+    def ceil(self, moment: datetime) -> datetime:
+        """The first period start at or after ``moment``."""
+        start = self.period_start(moment)
+        if start == moment.astimezone(UTC):
+            return start
+        if self is Granularity.HOUR:
+            return start + timedelta(hours=1)
+        if self is Granularity.DAY:
+            return start + timedelta(days=1)
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class Counters:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    streamed_requests: int = 0
+    error_requests: int = 0
+    unmetered_requests: int = 0
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+COUNTER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Counters))
+
+
+@dataclass(frozen=True)
+class UsageKey:
+    subscription_id: str
+    product_id: str
+    model: str
+    deployment: str
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    granularity: Granularity
+    period_start: datetime
+    key: UsageKey
+    counters: Counters
+
+    @property
+    def subscription_id(self) -> str:
+        return self.key.subscription_id
+
+
+def normalize_key(subscription_id: Any, product_id: Any, model: Any, deployment: Any) -> UsageKey:
+    """Empty or null names land in explicit buckets: a row is never dropped for lack of a name."""
+
+    def text(value: Any, fallback: str) -> str:
+        value = "" if value is None else str(value).strip()
+        return value or fallback
+
+    return UsageKey(text(subscription_id, UNATTRIBUTED), text(product_id, ""),
+                    text(model, UNKNOWN), text(deployment, UNKNOWN))
+
+
+def merge(rows: Iterable[UsageRow], granularity: Granularity) -> list[UsageRow]:
+    """Sum ``rows`` into ``granularity`` periods, keeping every key separate."""
+    totals: dict[tuple[datetime, UsageKey], Counters] = {}
+    for row in rows:
+        slot = (granularity.period_start(row.period_start), row.key)
+        totals[slot] = totals.get(slot, Counters()) + row.counters
+    return [UsageRow(granularity, start, key, counters)
+            for (start, key), counters in sorted(totals.items(), key=_slot_order)]
+
+
+def _slot_order(item: tuple[tuple[datetime, UsageKey], Counters]) -> tuple[datetime, str, str, str, str]:
+    (start, key), _ = item
+    return (start, key.subscription_id, key.product_id, key.model, key.deployment)
+
+
+def touched_periods(rows: Iterable[UsageRow], granularity: Granularity) -> set[tuple[str, datetime]]:
+    """(subscription, period start) pairs at ``granularity`` that ``rows`` fall into."""
+    return {(row.subscription_id, granularity.period_start(row.period_start)) for row in rows}
+
+
+def total(rows: Iterable[UsageRow]) -> Counters:
+    result = Counters()
+    for row in rows:
+        result = result + row.counters
+    return result
+
+
+def counters_from(mapping: Mapping[str, Any]) -> Counters:
+    """Counters from a mapping keyed by counter name; absent counters are zero."""
+    return Counters(**{name: int(mapping.get(name) or 0) for name in COUNTER_NAMES})
+
+
+def with_counters(row: UsageRow, counters: Counters) -> UsageRow:
+    return replace(row, counters=counters)

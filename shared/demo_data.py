@@ -1,0 +1,113 @@
+"""Deterministic, realistic APIM gateway traffic for the local workspace (``chargeback demo-data``).
+
+Several subscriptions and products, chat/embeddings deployments, streamed and non-streamed calls,
+429s and 5xx, unauthenticated calls (no subscription), successful calls the LLM log missed
+(unmetered), and long prompts whose LLM-log entry is split into several SequenceNumber chunks.
+The same seed always gives the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+RESOURCE_ID = ("/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/RG-AI/PROVIDERS/"
+               "MICROSOFT.APIMANAGEMENT/SERVICE/APIM-DEMO")
+TENANT = "11111111-1111-1111-1111-111111111111"
+
+SUBSCRIPTIONS: tuple[tuple[str, str, float], ...] = (
+    # subscription id, product, share of traffic
+    ("team-search", "ai-premium", 0.30),
+    ("team-support-bot", "ai-standard", 0.25),
+    ("team-analytics", "ai-standard", 0.20),
+    ("team-marketing", "ai-standard", 0.15),
+    ("sandbox", "ai-trial", 0.10),
+)
+DEPLOYMENTS: tuple[tuple[str, str, str, float], ...] = (
+    # deployment, model name in responses, operation, share
+    ("gpt-4o", "gpt-4o-2024-08-06", "ChatCompletions_Create", 0.45),
+    ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chatcompletions_create", 0.40),
+    ("text-embedding-3-small", "text-embedding-3-small", "embeddings_create", 0.15),
+)
+
+
+@dataclass
+class DemoTraffic:
+    gateway: list[dict[str, Any]] = field(default_factory=list)
+    llm: list[dict[str, Any]] = field(default_factory=list)
+
+
+def generate(seed: int = 42, days: int = 3, end: datetime | None = None,
+             requests_per_hour: int = 40) -> DemoTraffic:
+    rng = random.Random(seed)
+    end = (end or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    traffic = DemoTraffic()
+    hour = start
+    while hour < end:
+        # Office-hours shape: busier during the (UTC) working day.
+        load = 1.0 if 7 <= hour.hour < 19 else 0.35
+        for _ in range(max(1, int(rng.gauss(requests_per_hour * load, requests_per_hour * load * 0.2)))):
+            _one_request(rng, hour + timedelta(seconds=rng.uniform(0, 3599.999)), traffic)
+        hour += timedelta(hours=1)
+    return traffic
+
+
+def _pick(rng: random.Random, options: tuple[Any, ...]) -> Any:
+    return rng.choices(options, weights=[o[-1] for o in options])[0]
+
+
+def _one_request(rng: random.Random, when: datetime, traffic: DemoTraffic) -> None:
+    subscription, product, _ = _pick(rng, SUBSCRIPTIONS)
+    deployment, model, operation, _ = _pick(rng, DEPLOYMENTS)
+    correlation = str(uuid.UUID(int=rng.getrandbits(128)))
+    roll = rng.random()
+    status = 200
+    logged_by_llm = True
+    if roll < 0.04:
+        status = 429
+    elif roll < 0.055:
+        status = rng.choice((500, 503))
+    elif roll < 0.065:
+        status, subscription, product = 401, "", ""  # no/invalid key: APIM knows no subscription
+    elif roll < 0.075:
+        logged_by_llm = False  # success the LLM log has no entry for
+    embeddings = operation == "embeddings_create"
+    streamed = not embeddings and rng.random() < 0.3
+    prompt = rng.randint(20, 500) if embeddings else rng.randint(50, 4000)
+    completion = 0 if embeddings else rng.randint(10, 1500)
+    backend_ms = rng.randint(80, 400) if embeddings else rng.randint(300, 9000)
+    path = "embeddings" if embeddings else "chat/completions"
+    url = f"https://apim-demo.azure-api.net/openai/deployments/{deployment}/{path}?api-version=2024-10-21"
+    traffic.gateway.append({
+        "TimeGenerated": when, "CorrelationId": correlation, "ApimSubscriptionId": subscription,
+        "ProductId": product, "ApiId": "azure-openai", "OperationId": operation,
+        "OperationName": "Microsoft.ApiManagement/GatewayLogs", "Method": "POST", "Url": url,
+        "BackendUrl": url.replace("apim-demo.azure-api.net", "aoai-demo.openai.azure.com"),
+        "BackendMethod": "POST", "ResponseCode": status,
+        "BackendResponseCode": None if status == 401 else status,
+        "TotalTime": backend_ms + rng.randint(2, 40), "BackendTime": None if status == 401 else backend_ms,
+        "ClientTime": rng.randint(0, 5), "CallerIpAddress": f"10.0.{rng.randint(0, 3)}.{rng.randint(2, 254)}",
+        "IsRequestSuccess": status < 400, "Region": "West Europe", "Category": "GatewayLogs",
+        "RequestSize": prompt * 4, "ResponseSize": completion * 4 + 300, "ClientProtocol": "HTTP/1.1",
+        "ApiRevision": "1", "Cache": "none", "Type": "ApiManagementGatewayLogs",
+        "_ResourceId": RESOURCE_ID, "TenantId": TENANT, "SourceSystem": "Azure",
+    })
+    if status != 200 or not logged_by_llm:
+        return
+    chunks = 1 + prompt // 1500  # long prompts are split into several LLM-log entries
+    for sequence in range(chunks):
+        traffic.llm.append({
+            "TimeGenerated": when + timedelta(milliseconds=backend_ms), "CorrelationId": correlation,
+            "ModelName": model, "DeploymentName": deployment, "PromptTokens": prompt,
+            "CompletionTokens": completion, "TotalTokens": prompt + completion,
+            "IsStreamCompletion": streamed, "SequenceNumber": sequence, "ApiVersion": "2024-10-21",
+            "OperationName": "Microsoft.ApiManagement/GatewayLlmLogs", "Region": "West Europe",
+            "RequestId": correlation, "RequestMessages": [{"role": "user", "content": f"demo prompt {sequence}"}],
+            "ResponseMessages": [{"role": "assistant", "content": "demo answer"}],
+            "Type": "ApiManagementGatewayLlmLog", "_ResourceId": RESOURCE_ID, "TenantId": TENANT,
+            "SourceSystem": "Azure",
+        })

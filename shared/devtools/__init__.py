@@ -1,0 +1,1 @@
+"""Developer tooling (local Azurite, demo run); never used by the deployed functions."""

@@ -1,0 +1,83 @@
+"""``chargeback local-run``: the whole pipeline on this machine.
+
+Azurite (tables) -> demo DuckDB workspace -> rollup -> per-subscription summary -> report API.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shared import demo_data
+from shared.adapters import local_workspace
+from shared.composition import rollup_service, table_store
+from shared.core.usage import Counters, Granularity, total
+from shared.devtools.azurite_process import AzuriteProcess, port_open
+from shared.settings import Settings
+
+DEMO_DAYS = 3
+
+
+def write_demo_workspace(path: Path, seed: int, days: int, end: datetime | None = None) -> tuple[int, int]:
+    """Replace the workspace file with generated traffic; returns (gateway rows, LLM-log rows)."""
+    traffic = demo_data.generate(seed=seed, days=days, end=end)
+    path.unlink(missing_ok=True)
+    con = local_workspace.connect(path)
+    try:
+        local_workspace.create_tables(con)
+        gateway = local_workspace.insert_rows(con, "ApiManagementGatewayLogs", traffic.gateway)
+        llm = local_workspace.insert_rows(con, "ApiManagementGatewayLlmLog", traffic.llm)
+    finally:
+        con.close()
+    return gateway, llm
+
+
+def summary_table(settings: Settings, start: datetime, end: datetime) -> str:
+    """Per-subscription totals over ``[start, end)`` read back from Table Storage."""
+    rows = table_store(settings).read_all(Granularity.DAY, start, end)
+    by_sub: dict[str, Counters] = {}
+    for row in rows:
+        by_sub[row.subscription_id] = by_sub.get(row.subscription_id, Counters()) + row.counters
+    header = (f"{'subscription':<20}{'requests':>10}{'prompt':>12}{'completion':>12}{'total':>12}"
+              f"{'errors':>8}{'unmetered':>11}")
+    lines = [header, "-" * len(header)]
+    for sub, c in sorted(by_sub.items(), key=lambda item: -item[1].total_tokens):
+        lines.append(f"{sub:<20}{c.requests:>10}{c.prompt_tokens:>12}{c.completion_tokens:>12}"
+                     f"{c.total_tokens:>12}{c.error_requests:>8}{c.unmetered_requests:>11}")
+    t = total(rows)
+    lines.append("-" * len(header))
+    lines.append(f"{'TOTAL':<20}{t.requests:>10}{t.prompt_tokens:>12}{t.completion_tokens:>12}"
+                 f"{t.total_tokens:>12}{t.error_requests:>8}{t.unmetered_requests:>11}")
+    return "\n".join(lines)
+
+
+def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool = True) -> None:
+    import uvicorn
+
+    data_dir = settings.local_workspace_path.parent
+    azurite = AzuriteProcess(data_dir / "azurite", port=10002 if not port_open(10002) else None)
+    print(f"starting Azurite (tables) on 127.0.0.1:{azurite.port}, data in {azurite.location}")
+    with azurite:
+        settings = settings.with_overrides(LOG_SOURCE="local", TABLES_CONNECTION_STRING=azurite.connection_string)
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        gateway, llm = write_demo_workspace(settings.local_workspace_path, seed, DEMO_DAYS, end)
+        print(f"demo workspace {settings.local_workspace_path}: {gateway} gateway rows, {llm} LLM-log rows "
+              f"({DEMO_DAYS} days to {end.isoformat()}, seed {seed})")
+        service = rollup_service(settings)
+        backfill = service.backfill(end - timedelta(days=DEMO_DAYS), end)
+        print(f"backfill: {backfill.summary()}")
+        scheduled = service.run()
+        print(f"scheduled run: {scheduled.summary()}")
+        print()
+        print(summary_table(settings, end - timedelta(days=DEMO_DAYS + 1), end + timedelta(days=1)))
+        print()
+        if not serve:
+            return
+        from shared.api.app import AppContext, create_app
+
+        app = create_app(AppContext(lambda: settings))
+        print(f"report API: http://{host}:{port}/api/usage?granularity=day   (header x-api-key: API_KEY "
+              "from local.settings.json)")
+        print(f"OpenAPI docs: http://{host}:{port}/api/docs      health: http://{host}:{port}/api/health")
+        print("Ctrl-C stops the API and Azurite.")
+        uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,55 @@
+"""Every error the application raises on purpose.
+
+Adapters translate SDK exceptions into these (``raise ... from exc``) so that triggers and the
+HTTP layer can map them to log lines, exit codes and 4xx responses without knowing any SDK.
+"""
+
+from __future__ import annotations
+
+
+class ChargebackError(Exception):
+    """Base of all deliberate errors; the message is safe to show to an operator."""
+
+
+class SettingError(ChargebackError):
+    """A setting is missing or malformed; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"setting {key}: {problem}")
+        self.key = key
+
+
+class LogSourceError(ChargebackError):
+    """The log source could not answer a query."""
+
+
+class PartialResultError(LogSourceError):
+    """The log source answered only part of a query; the run must not treat it as complete."""
+
+
+class QueryContractError(LogSourceError):
+    """A query returned columns other than the ones the code reads."""
+
+
+class StorageError(ChargebackError):
+    """Table Storage rejected or could not complete an operation."""
+
+
+class StorageUnavailableError(StorageError):
+    """Table Storage could not be reached at all."""
+
+
+class ConcurrentUpdateError(StorageError):
+    """Another run changed a record (the watermark) since this run read it."""
+
+
+class InvalidRequestError(ChargebackError):
+    """A caller sent a bad parameter; ``parameter`` names it for the 400 response."""
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter}: {problem}")
+        self.parameter = parameter
+
+
+class NotAuthorizedError(ChargebackError):
+    """The caller has no valid credentials (HTTP 401)."""

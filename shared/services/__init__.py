@@ -1,0 +1,1 @@
+"""Use cases: they take ports, never SDK clients."""

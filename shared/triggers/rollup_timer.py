@@ -1,0 +1,27 @@
+"""Timer ``rollup`` on ``%ROLLUP_SCHEDULE%``: one rollup run, logged; any failure fails the run."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.composition import rollup_service
+from shared.errors import ChargebackError
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%ROLLUP_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def rollup(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.warning("rollup timer is past due; running now (the window catches up from the watermark)")
+    try:
+        result = rollup_service(Settings.from_environment()).run()
+    except ChargebackError as exc:
+        # Re-raised so the invocation shows as failed; the watermark has not moved.
+        log.error("rollup failed, watermark unchanged: %s", exc)
+        raise
+    log.info("rollup done: %s", result.summary())

@@ -1,0 +1,42 @@
+"""Shared fixtures: a real Azurite per test session, isolated tables per test, demo workspaces."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.devtools.azurite_process import AzuriteProcess
+from shared.settings import Settings
+
+# Fixed so expected numbers never depend on the day the tests run.
+DEMO_END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+TEST_API_KEY = "test-api-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteProcess]:
+    with AzuriteProcess(tmp_path_factory.mktemp("azurite")) as process:
+        yield process
+
+
+def make_settings(workspace: Path, connection_string: str, **overrides: str) -> Settings:
+    values = {
+        "LOG_SOURCE": "local",
+        "LOCAL_WORKSPACE_PATH": str(workspace),
+        "TABLES_CONNECTION_STRING": connection_string,
+        # A fresh prefix per test: tests share one Azurite but never each other's rows.
+        "TABLE_PREFIX": "t" + uuid.uuid4().hex[:12],
+        "API_AUTH": "apikey",
+        "API_KEY": TEST_API_KEY,
+    }
+    values.update(overrides)
+    return Settings(values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, azurite: AzuriteProcess) -> Settings:
+    return make_settings(tmp_path / "workspace.duckdb", azurite.connection_string)

@@ -147,6 +147,20 @@ class FailingAfter:
         return getattr(self.inner, name)
 
 
+class FailingFrom(FailingAfter):
+    """A real store that dies when asked to write an hour at or after ``cutoff``."""
+
+    def __init__(self, inner, cutoff: datetime) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(inner, budget=-1)
+        self.cutoff = cutoff
+
+    def upsert(self, rows: Iterable[UsageRow]) -> int:
+        rows = list(rows)
+        if any(r.granularity is Granularity.HOUR and r.period_start >= self.cutoff for r in rows):
+            raise StorageError("simulated crash")
+        return int(self.inner.upsert(rows))
+
+
 def test_crash_mid_write_then_rerun_completes_without_double_counting(
         loaded: Settings, traffic: demo_data.DemoTraffic, azurite) -> None:  # type: ignore[no-untyped-def]
     now = DEMO_END + timedelta(minutes=5)
@@ -210,3 +224,26 @@ def test_big_counters_survive_int64(settings: Settings) -> None:
     store.upsert([row])
     assert store.read("big", Granularity.MONTH, row.period_start, row.period_start + timedelta(days=31)) == [row]
     assert asdict(row)  # plain data
+
+
+def test_catch_up_keeps_finished_chunks_when_a_later_chunk_fails(loaded: Settings,
+                                                                 traffic: demo_data.DemoTraffic) -> None:
+    """A long catch-up that dies part-way keeps the watermark at the last complete chunk."""
+    real = table_store(loaded)
+    crashing = FailingFrom(real, DEMO_END - timedelta(hours=10))  # dies in the 4th of 5 chunks
+    svc = RollupService(rollup_service(loaded).source, crashing, real, lookback=timedelta(hours=30),
+                        ingestion_delay=timedelta(0), max_chunk=timedelta(hours=6), clock=lambda: DEMO_END)
+    with pytest.raises(StorageError, match="simulated"):
+        svc.run()
+    mark = real.get(WATERMARK_NAME).value
+    window_start = DEMO_END - timedelta(hours=30)
+    assert mark == window_start + timedelta(hours=18)  # three complete 6-hour chunks
+    # everything before the watermark is already complete
+    expected = expected_hourly(traffic.gateway, traffic.llm, window_start, mark)
+    assert {k: v for k, v in stored(loaded, Granularity.HOUR).items() if k[0] < mark} == expected
+    # the next run resumes from the watermark and finishes the rest
+    resumed = service(loaded, DEMO_END + timedelta(minutes=5)).run()
+    assert resumed.window is not None and resumed.window.start == mark - timedelta(hours=2)
+    assert real.get(WATERMARK_NAME).value == DEMO_END
+    everything = expected_hourly(traffic.gateway, traffic.llm, window_start, DEMO_END)
+    assert stored(loaded, Granularity.HOUR) == everything

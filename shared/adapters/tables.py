@@ -138,7 +138,7 @@ class TableStore:
         value = entity["Value"]
         return Watermark(value.astimezone(UTC), entity.metadata["etag"])
 
-    def advance(self, name: str, previous: Watermark, value: datetime) -> None:
+    def advance(self, name: str, previous: Watermark, value: datetime) -> Watermark:
         """Store ``value`` only if nobody changed the watermark since ``previous`` was read."""
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
@@ -146,10 +146,11 @@ class TableStore:
         table = self._table(self.state_table)
         entity = {"PartitionKey": "watermark", "RowKey": name, "Value": value.astimezone(UTC)}
         if previous.etag is None:
-            self._call(lambda: table.create_entity(entity))
+            metadata = self._call(lambda: table.create_entity(entity))
         else:
-            self._call(lambda: table.update_entity(entity, mode=UpdateMode.REPLACE, etag=previous.etag,
-                                                   match_condition=MatchConditions.IfNotModified))
+            metadata = self._call(lambda: table.update_entity(entity, mode=UpdateMode.REPLACE, etag=previous.etag,
+                                                              match_condition=MatchConditions.IfNotModified))
+        return Watermark(value.astimezone(UTC), str(metadata["etag"]))
 
     def table_names(self) -> list[str]:
         return self._call(lambda: [t.name for t in self._service.list_tables()])

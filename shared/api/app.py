@@ -11,13 +11,13 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any, TypeVar, cast
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse
 
-from shared.core.usage import Granularity
+from shared.api import usage_routes
 from shared.errors import (
     ChargebackError,
     InvalidRequestError,
@@ -26,12 +26,10 @@ from shared.errors import (
     StorageUnavailableError,
 )
 from shared.ports import UsageRepository
-from shared.services.report import parse_usage_query, read_usage, report_csv, report_json
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-FROM_HELP = "ISO date or datetime, inclusive; default: start of the current month (UTC)"
-TO_HELP = "ISO date (that whole day included) or datetime (exclusive); default: now"
+T = TypeVar("T")
 
 
 class AppContext:
@@ -44,6 +42,7 @@ class AppContext:
         self._store_factory = store_factory
         self._settings: Settings | None = None
         self._store: UsageRepository | None = None
+        self._extras: dict[str, object] = {}
         self.clock = clock
 
     @property
@@ -51,6 +50,12 @@ class AppContext:
         if self._settings is None:
             self._settings = self._settings_factory()
         return self._settings
+
+    def cached(self, name: str, factory: Callable[[Settings], T]) -> T:
+        """A per-process dependency built on first use (feature stores, clients)."""
+        if name not in self._extras:
+            self._extras[name] = factory(self.settings)
+        return cast(T, self._extras[name])
 
     @property
     def store(self) -> UsageRepository:
@@ -83,7 +88,7 @@ def create_app(context: AppContext) -> FastAPI:
         if not supplied or not hmac.compare_digest(supplied.encode(), context.settings.api_key.encode()):
             raise NotAuthorizedError("missing or invalid x-api-key header")
 
-    authorized = [Depends(require_key)]
+    authorized: list[Any] = [Depends(require_key)]
 
     @app.exception_handler(InvalidRequestError)
     async def invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
@@ -108,35 +113,6 @@ def create_app(context: AppContext) -> FastAPI:
             return _error(500, "the service is misconfigured; see the function log")
         return _error(500, "the request could not be completed; see the function log")
 
-    @app.get("/api/health", summary="Liveness and storage reachability")
-    def health() -> JSONResponse:
-        try:
-            # A one-partition read that returns nothing: proves the table answers, costs nothing.
-            context.store.read("health-check", Granularity.MONTH, datetime(2000, 1, 1, tzinfo=UTC),
-                               datetime(2000, 2, 1, tzinfo=UTC))
-        except ChargebackError as exc:
-            log.warning("health check: %s", exc)
-            return JSONResponse({"status": "degraded", "storage": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok", "storage": "ok"})
-
-    @app.get("/api/usage", dependencies=authorized, summary="Token usage per subscription, model and period",
-             responses={200: {"content": {"text/csv": {}}}, 400: {"description": "A bad parameter (named)"},
-                        401: {"description": "No or bad credentials"}})
-    def usage(
-        subscription: Annotated[list[str] | None, Query(description="APIM subscription id; repeat for several")] = None,
-        start: Annotated[str | None, Query(alias="from", description=FROM_HELP)] = None,
-        end: Annotated[str | None, Query(alias="to", description=TO_HELP)] = None,
-        granularity: Annotated[str | None, Query(description="hour, day (default) or month")] = None,
-        format: Annotated[str, Query(description="json (default) or csv")] = "json",
-    ) -> Response:
-        if format not in ("json", "csv"):
-            raise InvalidRequestError("format", f"must be json or csv, got {format!r}")
-        query = parse_usage_query(subscription, start, end, granularity, context.clock())
-        rows = read_usage(context.store, query)
-        if format == "csv":
-            name = f"usage-{query.start:%Y%m%d}-{query.end:%Y%m%d}-{query.granularity.value}.csv"
-            return PlainTextResponse(report_csv(rows), media_type="text/csv",
-                                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-        return JSONResponse(report_json(query, rows))
-
+    for feature in (usage_routes,):
+        feature.register(app, context, authorized)
     return app

@@ -69,14 +69,24 @@ class RollupService:
         self.clock = clock
 
     def run(self, progress: Progress | None = None) -> RollupResult:
-        """The scheduled run: ``[watermark - lookback, now - delay)``, then move the watermark."""
-        previous = self.watermarks.get(WATERMARK_NAME)
-        window = rollup_window(self.clock(), previous.value, self.lookback, self.ingestion_delay)
+        """The scheduled run: ``[watermark - lookback, now - delay)``.
+
+        The watermark moves after each chunk is completely written, so a long catch-up that hits
+        the function timeout keeps what it finished and the next run resumes from there.
+        """
+        mark = self.watermarks.get(WATERMARK_NAME)
+        window = rollup_window(self.clock(), mark.value, self.lookback, self.ingestion_delay)
         if window is None:
-            return RollupResult(None, watermark=previous.value)
-        result = self._process(window, progress)
-        self.watermarks.advance(WATERMARK_NAME, previous, window.end)
-        return replace(result, watermark=window.end)
+            return RollupResult(None, watermark=mark.value)
+
+        def advance(chunk: Window) -> None:
+            nonlocal mark
+            mark = self.watermarks.advance(WATERMARK_NAME, mark, chunk.end)
+            if progress:
+                progress(chunk)
+
+        result = self._process(window, advance)
+        return replace(result, watermark=mark.value)
 
     def backfill(self, start: datetime, end: datetime, progress: Progress | None = None) -> RollupResult:
         """An explicit range (rows older than the lookback); the watermark is left alone."""
@@ -85,22 +95,21 @@ class RollupService:
     def chunks(self, start: datetime, end: datetime) -> list[Window]:
         return list(split(backfill_window(start, end), self.max_chunk))
 
-    def _process(self, window: Window, progress: Progress | None) -> RollupResult:
+    def _process(self, window: Window, chunk_done: Progress | None) -> RollupResult:
+        """Each chunk: query, upsert its hours, re-derive its days and months, then ``chunk_done``."""
         began = time.monotonic()
         query = load(USAGE_QUERY)
-        queries = rows_read = hourly_written = 0
-        hourly: list[UsageRow] = []
+        queries = rows_read = hourly_written = derived_written = 0
         for chunk in split(window, self.max_chunk):
             records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end})
             rows = usage_rows(records)
             hourly_written += self.usage.upsert(rows)
-            hourly.extend(rows)
+            derived_written += self._derive(rows)
             queries += 1
             rows_read += len(records)
-            if progress:
-                progress(chunk)
-        derived = self._derive(hourly)
-        return RollupResult(window, queries, rows_read, hourly_written, derived, time.monotonic() - began)
+            if chunk_done:
+                chunk_done(chunk)
+        return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began)
 
     def _derive(self, hourly: list[UsageRow]) -> int:
         """Recompute the day rows of touched days from stored hours, then month rows from days."""

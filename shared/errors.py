@@ -31,6 +31,10 @@ class QueryContractError(LogSourceError):
     """A query returned columns other than the ones the code reads."""
 
 
+class QueryCheckError(ChargebackError):
+    """The offline KQL analyzer check could not run (node or the analyzer missing, bad input)."""
+
+
 class StorageError(ChargebackError):
     """Table Storage rejected or could not complete an operation."""
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.errors import QueryCheckError
+
 __all__ = [
     "CheckReport",
     "Diagnostic",
@@ -44,10 +46,6 @@ CHECK_SCRIPT = Path("tools") / "kql-check" / "check.js"
 KUSTO_PACKAGE = Path("node_modules") / "@kusto" / "language-service-next"
 KUSTO_ENTRY_FILES = ("bridge.min.js", "Kusto.Language.Bridge.min.js")
 DEFAULT_TIMEOUT_SECONDS = 300.0
-
-
-class QueryCheckError(Exception):
-    """The KQL check could not run (node or the analyzer missing, bad input)."""
 
 
 @dataclass(frozen=True)

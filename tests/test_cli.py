@@ -61,3 +61,9 @@ def test_bad_backfill_arguments_exit_2(settings_file: Path, args: list[str],
 def test_failure_exits_1_with_a_message(settings_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--settings", str(settings_file), "rollup"]) == 1  # no workspace yet
     assert "chargeback demo-data" in capsys.readouterr().err
+
+
+def test_queries_check_command(settings_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--settings", str(settings_file), "queries", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "usage_by_subscription.kql" in out and "TotalTokens" in out

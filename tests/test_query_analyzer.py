@@ -194,10 +194,12 @@ def test_type_error_is_caught(
     assert _codes(cases[case]) == [code]
 
 
-def test_string_equals_number_is_not_flagged(cases: dict[str, FileReport]) -> None:
-    # Documents an analyzer limitation (`ResponseCode == "abc"` is accepted).
-    # If this starts failing the analyzer got stricter: move it to the cases above.
-    assert cases["type_int_eq_string"].errors == ()
+def test_string_compared_with_number_is_caught(cases: dict[str, FileReport]) -> None:
+    # Kusto.Language itself accepts `ResponseCode == "abc"`; check.js adds CB001 for it because
+    # engines disagree on such comparisons (Kusto converts, DuckDB does not).
+    codes = [d.code for d in cases["type_int_eq_string"].errors]
+    assert codes == ["CB001"]
+    assert "int with string" in cases["type_int_eq_string"].errors[0].message
 
 
 def test_report_aggregates_errors_across_files(tmp_path: Path) -> None:
@@ -263,3 +265,14 @@ def test_llm_token_columns(cases: dict[str, FileReport]) -> None:
         "PromptTokens": "long",
         "AvgTokens": "real",
     }
+
+
+def test_analyzer_result_types_match_the_code_contracts() -> None:
+    """A query that renames or retypes a column the code reads breaks here, not in production."""
+    from shared.queries import CONTRACTS, QUERIES_DIR
+
+    paths = [QUERIES_DIR / f"{name}.kql" for name in CONTRACTS]
+    report = check_queries(paths)
+    for name, contract in CONTRACTS.items():
+        reported = report.for_file(QUERIES_DIR / f"{name}.kql").column_types
+        assert reported == dict(contract), f"{name}: analyzer says {reported}"

@@ -198,6 +198,9 @@ function checkText(K, globals, file, text) {
       length: d.Length,
     });
   }
+  // Only where the analyzer has not already reported something on the same expression.
+  const overlaps = (f) => diagnostics.some((d) => d.start < f.start + f.length && f.start < d.start + d.length);
+  diagnostics.push(...mixedComparisons(K, code, file).filter((f) => !overlaps(f)));
   const columns = [];
   const rt = code.ResultType;
   if (rt instanceof S.TableSymbol) {
@@ -207,6 +210,31 @@ function checkText(K, globals, file, text) {
     }
   }
   return { file, diagnostics, columns };
+}
+
+// The analyzer accepts `ResponseCode == "200"` (int vs string), but engines read it differently:
+// Kusto converts, DuckDB refuses or compares as text. Report it as an error of our own (CB001).
+const NUMERIC = new Set(['int', 'long', 'real', 'decimal']);
+const COMPARISONS = new Set(['==', '!=', '<', '<=', '>', '>=']);
+
+function mixedComparisons(K, code, file) {
+  const found = [];
+  K.Syntax.SyntaxElement.WalkNodes(code.Syntax, (node) => {
+    if (!(node instanceof K.Syntax.BinaryExpression) || !COMPARISONS.has(node.Operator.Text)) return;
+    const left = node.Left.ResultType ? node.Left.ResultType.Name : '';
+    const right = node.Right.ResultType ? node.Right.ResultType.Name : '';
+    const mixed = (NUMERIC.has(left) && right === 'string') || (left === 'string' && NUMERIC.has(right));
+    if (!mixed) return;
+    const line = { v: 1 };
+    const col = { v: 1 };
+    code.TryGetLineAndOffset(node.TextStart, line, col);
+    found.push({
+      file, line: line.v, column: col.v, severity: 'error', code: 'CB001',
+      message: `comparison of ${left} with ${right} ('${node.Operator.Text}'): engines convert differently; compare values of one type`,
+      start: node.TextStart, length: node.Width,
+    });
+  });
+  return found;
 }
 
 function formatHuman(report) {

@@ -5,6 +5,9 @@ Azurite (tables) -> demo DuckDB workspace -> rollup -> per-subscription summary 
 
 from __future__ import annotations
 
+import shutil
+import signal
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,11 +58,16 @@ def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool =
     import uvicorn
 
     data_dir = settings.local_workspace_path.parent
+    # The demo regenerates its workspace every run, so its tables start empty too.
+    shutil.rmtree(data_dir / "azurite", ignore_errors=True)
     azurite = AzuriteProcess(data_dir / "azurite", port=10002 if not port_open(10002) else None)
+    # SIGTERM (e.g. from a supervisor) must still stop Azurite through the `with` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"starting Azurite (tables) on 127.0.0.1:{azurite.port}, data in {azurite.location}")
     with azurite:
         settings = settings.with_overrides(LOG_SOURCE="local", TABLES_CONNECTION_STRING=azurite.connection_string)
-        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        # Traffic stops before the ingestion delay, so the scheduled run sees every hour complete.
+        end = (datetime.now(UTC) - settings.rollup_ingestion_delay).replace(minute=0, second=0, microsecond=0)
         gateway, llm = write_demo_workspace(settings.local_workspace_path, seed, DEMO_DAYS, end)
         print(f"demo workspace {settings.local_workspace_path}: {gateway} gateway rows, {llm} LLM-log rows "
               f"({DEMO_DAYS} days to {end.isoformat()}, seed {seed})")

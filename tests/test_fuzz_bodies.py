@@ -1,0 +1,71 @@
+"""Fuzzing the body parsing (the KQL rules, run on the local engine): arbitrary bodies, encodings,
+huge, negative and non-integer counts, unknown fields.  Nothing may escape the rollup, and every
+successful request is either metered or counted as unmetered."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from shared import demo_data
+from shared.adapters.local_workspace import LocalWorkspaceSource
+from shared.queries import load
+from shared.services.rollup import usage_rows
+from tests.conftest import DEMO_END
+from tests.expected import body_usage, valid_usage
+from tests.test_rollup import write_workspace
+
+numbers = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True),
+                    st.text(max_size=5), st.none(), st.booleans())
+usage_objects = st.fixed_dictionaries(
+    {}, optional={"prompt_tokens": numbers, "completion_tokens": numbers, "total_tokens": numbers,
+                  "prompt_tokens_details": st.fixed_dictionaries({}, optional={"cached_tokens": numbers}),
+                  "surprise": st.text(max_size=10)})
+json_bodies = st.builds(lambda model, usage, extra: json.dumps({"model": model, "usage": usage, **extra}),
+                        st.text(max_size=12), usage_objects,
+                        st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=3))
+sse_bodies = st.builds(lambda usage, done: "data: " + json.dumps({"model": "m", "usage": None}) + "\n\n"
+                       + ("data: " + json.dumps({"model": "m", "usage": usage}) + "\n\n" if usage else "")
+                       + ("data: [DONE]\n\n" if done else ""), st.one_of(st.none(), usage_objects), st.booleans())
+bodies = st.one_of(st.text(max_size=300), json_bodies, sse_bodies,
+                   json_bodies.map(lambda b: b[: max(1, len(b) // 2)]),  # cut short, like the 8 KiB cap
+                   st.binary(max_size=100).map(lambda b: b.decode("latin-1")))
+
+
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(bodies, min_size=1, max_size=8))
+def test_arbitrary_bodies_never_escape_and_are_all_accounted_for(body_list: list[str]) -> None:
+    start = DEMO_END - timedelta(hours=len(body_list))
+    # one request per hour, so each result row is exactly one request
+    gateway: list[dict[str, Any]] = [
+        {"TimeGenerated": start + timedelta(hours=i), "CorrelationId": f"c{i}", "ApimSubscriptionId": "fuzz",
+         "ProductId": "p", "OperationId": "ChatCompletions_Create", "ResponseCode": 200,
+         "Url": "https://apim/openai/deployments/d/chat/completions", "BackendResponseBody": body.replace("\x00", "")}
+        for i, body in enumerate(body_list)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ws.duckdb"
+        write_workspace(path, demo_data.DemoTraffic(gateway, []))
+        for name in ("usage_from_gateway_body", "usage_by_subscription"):
+            records = LocalWorkspaceSource(path).run(load(name), {"window_start": start, "window_end": DEMO_END})
+            rows = {row.period_start: row.counters for row in usage_rows(records)}  # the rollup's own mapping
+            assert len(rows) == len(body_list)
+            for request in gateway:
+                counters = rows[request["TimeGenerated"]]
+                assert counters.requests == 1
+                usage = body_usage(request["BackendResponseBody"])[0]
+                if usage is not None and valid_usage(usage) and all(
+                        isinstance(usage.get(k, 0), int) for k in ("completion_tokens", "total_tokens")):
+                    # clearly valid usage is always counted, exactly
+                    assert counters.unmetered_requests == 0, request["BackendResponseBody"]
+                    assert counters.prompt_tokens == usage["prompt_tokens"]
+                if counters.unmetered_requests == 0:
+                    assert 0 <= counters.prompt_tokens < 10**9 and 0 <= counters.total_tokens < 10**9
+                else:
+                    assert counters.unmetered_requests == 1 and counters.total_tokens == 0

@@ -15,6 +15,13 @@ targetScope = 'resourceGroup'
 @description('azd environment name; used to derive resource names and the azd-env-name tag.')
 param environmentName string
 
+@description('Where token counts come from: llmlog (ApiManagementGatewayLlmLog), gatewaybody (logged response bodies) or auto.')
+@allowed(['llmlog', 'gatewaybody', 'auto'])
+param usageSource string = 'auto'
+
+@description('APIM subscription used only by synthetic probes (its traffic is not charged); empty = none.')
+param probeSubscriptionId string = ''
+
 @minLength(1)
 @description('Azure region for all resources. Must support Flex Consumption.')
 param location string = resourceGroup().location
@@ -109,6 +116,8 @@ var appInsightsName = 'appi-chargeback-${resourceToken}'
 var planName = 'plan-chargeback-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var apiKeySecretName = 'chargeback-api-key'
+// The probe's APIM subscription key: store it in the vault yourself (the probe is off while PROBE_DEPLOYMENTS is '').
+var probeKeySecretName = 'chargeback-probe-subscription-key'
 
 // The workspace that holds APIM logs: the given one, or the one created here.
 var apimLogsWorkspaceId = empty(apimLogAnalyticsWorkspaceId) ? resourceId('Microsoft.OperationalInsights/workspaces', logAnalyticsName) : apimLogAnalyticsWorkspaceId
@@ -182,14 +191,37 @@ var appSettings = {
   LOG_ANALYTICS_WORKSPACE_ID: apimLogsWorkspace.outputs.customerId
   LOG_ANALYTICS_ENDPOINT: 'https://api.loganalytics.io'
   LOG_QUERY_TIMEOUT_SECONDS: '180'
+  LOG_QUERY_MAX_RETRIES: '3'
   TABLES_ENDPOINT: 'https://${storageAccountName}.table.${environment().suffixes.storage}'
   TABLE_PREFIX: 'chargeback'
   ROLLUP_SCHEDULE: '0 */15 * * * *'
   ROLLUP_LOOKBACK_MINUTES: '120'
   ROLLUP_INGESTION_DELAY_MINUTES: '5'
   ROLLUP_MAX_CHUNK_HOURS: '24'
+  USAGE_SOURCE: usageSource
+  PROBE_SUBSCRIPTION_ID: probeSubscriptionId
+  PROBE_SCHEDULE: '0 */5 * * * *'
+  PROBE_ENDPOINT: ''
+  PROBE_API_VERSION: '2024-10-21'
+  PROBE_DEPLOYMENTS: ''
+  PROBE_SUBSCRIPTION_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${probeKeySecretName})'
+  PROBE_KEY_HEADER: 'api-key'
+  PROBE_MARKER_HEADER: 'x-chargeback-probe'
+  PROBE_STREAM: 'false'
+  PROBE_TIMEOUT_SECONDS: '10'
+  PROBE_MAX_RETRIES: '1'
+  PROBE_BUDGET_SECONDS: '120'
+  PROBE_FAILURE_THRESHOLD: '3'
   API_AUTH: 'functionkey'
   API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${apiKeySecretName})'
+  PRICES_PATH: ''
+  ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-admin-api-key)'
+  ALERT_THRESHOLDS: '50,80,100'
+  ALERT_WEBHOOK_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-webhook-urls)'
+  ALERT_TEAMS_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-teams-urls)'
+  ALERT_SLACK_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-slack-urls)'
+  ENFORCEMENT_MODE: 'off'
+  APIM_RESOURCE_ID: empty(effectiveApimName) ? '' : resourceId(effectiveApimResourceGroup, 'Microsoft.ApiManagement/service', effectiveApimName)
 }
 // ===========================================================================
 // END APP SETTINGS

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared import cli_billing, probe_cli
 from shared.errors import ChargebackError, InvalidRequestError
+from shared.log_import import command as workspace_command
 from shared.settings import Settings
 
 EXIT_FAILED = 1
@@ -45,15 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--no-serve", action="store_true", help="stop after printing the summary")
 
+    probe_cli.add_parsers(sub)  # probe, dev-gateway
+
     queries = sub.add_parser("queries", help="query tooling")
     queries_sub = queries.add_subparsers(dest="queries_command", required=True)
     queries_sub.add_parser("check", help="check every .kql file with Microsoft's KQL analyzer")
+    cli_billing.add_parsers(sub)  # report chargeback, quota, prices, alerts
+    workspace_command.add_parsers(sub)  # workspace import
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the openai client logs every request at INFO
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_environment(local_settings=args.settings)
@@ -69,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "rollup":
         return _rollup(args, settings)
+    if args.command in cli_billing.COMMANDS:
+        return cli_billing.dispatch(args, settings)
     if args.command == "demo-data":
         from shared.devtools.demo_run import write_demo_workspace
 
@@ -81,6 +90,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         local_run(settings, args.host, args.port, args.seed, serve=not args.no_serve)
         return 0
+    if args.command in ("probe", "dev-gateway"):
+        return probe_cli.dispatch(args, settings) or 0
     if args.command == "queries":
         from shared.queries import QUERIES_DIR
         from shared.querycheck import check_queries, format_report
@@ -88,6 +99,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         report = check_queries([QUERIES_DIR])
         print(format_report(report))
         return 0 if report.ok else EXIT_FAILED
+    if args.command == "workspace":
+        return workspace_command.dispatch(args, settings)
     raise AssertionError(args.command)
 
 
@@ -98,7 +111,14 @@ def _rollup(args: argparse.Namespace, settings: Settings) -> int:
 
     service = rollup_service(settings)
     if args.start is None and args.end is None:
-        print(service.run().summary())
+        result = service.run()
+        print(result.summary())
+        # the scheduled path evaluates quotas afterwards, like the timer (a backfill does not)
+        from shared.composition import alert_service
+
+        alerts = alert_service(settings).run(result.window)
+        print(alerts.summary())
+        alerts.raise_for_errors()
         return 0
     if args.start is None or args.end is None:
         raise InvalidRequestError("--from/--to", "give both for a backfill, or neither for the scheduled window")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.adapters.tables import TableStore
 from shared.ports import LogSource
 from shared.services.rollup import RollupService
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature is used
+    from shared.adapters.alert_outbox import AlertOutboxTable
+    from shared.adapters.probe_tables import ProbeStore
+    from shared.adapters.quota_tables import PriceTableStore, QuotaTableStore
+    from shared.adapters.table_access import TableAccess
+    from shared.ports import AlertChannel, SubscriptionControl
+    from shared.services.alerts import AlertService
+    from shared.services.costing import PriceCatalog
+    from shared.services.probe import IncidentNotifier, ProbeService
 
 
 def azure_credential() -> Any:
@@ -29,7 +39,15 @@ def log_source(settings: Settings, credential: Any | None = None) -> LogSource:
     from shared.adapters.log_analytics import LogAnalyticsSource
 
     return LogAnalyticsSource(settings.log_analytics_workspace_id, settings.log_analytics_endpoint,
-                              settings.log_query_timeout_seconds, credential or azure_credential())
+                              settings.log_query_timeout_seconds, credential or azure_credential(),
+                              client_options=log_query_retry_options(settings))
+
+
+def log_query_retry_options(settings: Settings) -> dict[str, Any]:
+    """azure-core's retry policy: bounded attempts, exponential backoff, Retry-After honoured
+    on 429/503; the read timeout lets the server's own timeout answer first."""
+    return {"retry_total": settings.log_query_max_retries, "retry_backoff_factor": 2.0,
+            "retry_backoff_max": 60, "read_timeout": settings.log_query_timeout_seconds + 30}
 
 
 def table_store(settings: Settings, credential: Any | None = None) -> TableStore:
@@ -61,4 +79,108 @@ def rollup_service(settings: Settings, source: LogSource | None = None,
     store = store or table_store(settings)
     return RollupService(source or log_source(settings), store, store,
                          lookback=settings.rollup_lookback, ingestion_delay=settings.rollup_ingestion_delay,
-                         max_chunk=settings.rollup_max_chunk)
+                         max_chunk=settings.rollup_max_chunk, usage_source=settings.usage_source,
+                         probe_subscription=settings.probe_subscription_id,
+                         probe_header=settings.probe_marker_header)
+
+
+def probe_store(settings: Settings, credential: Any | None = None) -> ProbeStore:
+    """Probe attempts and incident state, in the same storage account (and the same way) as usage rows."""
+    from azure.data.tables import TableServiceClient
+
+    from shared.adapters.probe_tables import ProbeStore
+
+    options: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.4, "connection_timeout": 10}
+    connection_string = settings.tables_connection_string
+    if connection_string:
+        service = TableServiceClient.from_connection_string(connection_string, **options)
+        return ProbeStore(service, settings.table_prefix, _endpoint_of(connection_string))
+    endpoint = settings.tables_endpoint
+    service = TableServiceClient(endpoint, credential=credential or azure_credential(), **options)
+    return ProbeStore(service, settings.table_prefix, endpoint)
+
+
+def probe_service(settings: Settings, store: ProbeStore | None = None,
+                  notifier: IncidentNotifier | None = None) -> ProbeService:
+    """The synthetic probe through APIM (``openai`` client), results in Table Storage."""
+    from shared.adapters.probe_client import OpenAIProber, ProbeTarget
+    from shared.services.probe import ProbeService, modes_for
+
+    target = ProbeTarget(endpoint=settings.probe_endpoint, api_version=settings.probe_api_version,
+                         subscription_key=settings.probe_subscription_key, key_header=settings.probe_key_header,
+                         marker_header=settings.probe_marker_header, timeout_seconds=settings.probe_timeout_seconds,
+                         max_retries=settings.probe_max_retries)
+    return ProbeService(OpenAIProber(target), store or probe_store(settings), notifier,
+                        deployments=settings.probe_deployments, modes=modes_for(settings.probe_stream),
+                        failure_threshold=settings.probe_failure_threshold,
+                        budget_seconds=settings.probe_budget_seconds)
+
+
+# -- pricing, quotas, alerts, enforcement (issue #4) ------------------------------------------------
+def feature_tables(settings: Settings, store: TableStore | None = None) -> TableAccess:
+    """Quota, price, alert and enforcement tables, through the usage store's client and error mapping."""
+    from shared.adapters.table_access import TableAccess
+
+    return TableAccess(store or table_store(settings), settings.table_prefix)
+
+
+def quota_store(settings: Settings, store: TableStore | None = None) -> QuotaTableStore:
+    from shared.adapters.quota_tables import QuotaTableStore
+
+    return QuotaTableStore(feature_tables(settings, store))
+
+
+def price_overrides(settings: Settings, store: TableStore | None = None) -> PriceTableStore:
+    from shared.adapters.quota_tables import PriceTableStore
+
+    return PriceTableStore(feature_tables(settings, store))
+
+
+def price_catalog(settings: Settings, store: TableStore | None = None) -> PriceCatalog:
+    """PRICES_PATH (or the shipped default file) with the prices table laid over it."""
+    from shared.services.costing import PriceCatalog
+
+    return PriceCatalog(settings.prices_path, price_overrides(settings, store))
+
+
+def alert_outbox(settings: Settings, store: TableStore | None = None) -> AlertOutboxTable:
+    from shared.adapters.alert_outbox import AlertOutboxTable
+
+    return AlertOutboxTable(feature_tables(settings, store))
+
+
+def alert_channels(settings: Settings) -> list[AlertChannel]:
+    from shared.adapters.webhooks import channels_from
+
+    return list(channels_from(settings.alert_webhook_urls, settings.alert_teams_urls, settings.alert_slack_urls))
+
+
+def subscription_control(settings: Settings, credential: Any | None = None) -> SubscriptionControl | None:
+    """``None`` when enforcement is off; a logger for ``dryrun``; ARM (with a credential) only for ``on``."""
+    from shared.adapters.apim_management import ArmSubscriptionControl, DryRunSubscriptionControl
+
+    mode = settings.enforcement_mode
+    if mode == "off":
+        return None
+    if mode == "dryrun":
+        return DryRunSubscriptionControl()
+    return ArmSubscriptionControl(settings.apim_resource_id, credential or azure_credential())
+
+
+def alert_service(settings: Settings, store: TableStore | None = None,
+                  channels: list[AlertChannel] | None = None,
+                  control: SubscriptionControl | None = None, **options: Any) -> AlertService:
+    """Quota evaluation + outbox delivery + enforcement; ``options`` go to ``AlertService`` (clock, sleep...)."""
+    from shared.adapters.alert_outbox import EnforcementLedgerTable
+    from shared.services.alerts import AlertService
+
+    store = store or table_store(settings)
+    catalog = price_catalog(settings, store)
+    mode = settings.enforcement_mode
+    return AlertService(store, quota_store(settings, store), alert_outbox(settings, store),
+                        alert_channels(settings) if channels is None else channels, catalog.current,
+                        thresholds=settings.alert_thresholds, ingestion_delay=settings.rollup_ingestion_delay,
+                        enforcement_mode=mode,
+                        control=control or subscription_control(settings),
+                        ledger=EnforcementLedgerTable(feature_tables(settings, store)) if mode != "off" else None,
+                        **options)

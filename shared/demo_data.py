@@ -8,6 +8,7 @@ The same seed always gives the same rows.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ class DemoTraffic:
 
 
 def generate(seed: int = 42, days: int = 3, end: datetime | None = None,
-             requests_per_hour: int = 40) -> DemoTraffic:
+             requests_per_hour: int = 40, body_logging: bool = False, llm_log_share: float = 1.0) -> DemoTraffic:
+    """``body_logging`` adds BackendResponseBody (cut at 8,192 bytes like APIM's cap);
+    ``llm_log_share`` < 1 leaves that share of requests out of the LLM log (older gateways)."""
     rng = random.Random(seed)
     end = (end or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
@@ -51,7 +54,8 @@ def generate(seed: int = 42, days: int = 3, end: datetime | None = None,
         # Office-hours shape: busier during the (UTC) working day.
         load = 1.0 if 7 <= hour.hour < 19 else 0.35
         for _ in range(max(1, int(rng.gauss(requests_per_hour * load, requests_per_hour * load * 0.2)))):
-            _one_request(rng, hour + timedelta(seconds=rng.uniform(0, 3599.999)), traffic)
+            _one_request(rng, hour + timedelta(seconds=rng.uniform(0, 3599.999)), traffic,
+                         body_logging, llm_log_share)
         hour += timedelta(hours=1)
     return traffic
 
@@ -60,7 +64,8 @@ def _pick(rng: random.Random, options: tuple[Any, ...]) -> Any:
     return rng.choices(options, weights=[o[-1] for o in options])[0]
 
 
-def _one_request(rng: random.Random, when: datetime, traffic: DemoTraffic) -> None:
+def _one_request(rng: random.Random, when: datetime, traffic: DemoTraffic, body_logging: bool,
+                 llm_log_share: float) -> None:
     subscription, product, _ = _pick(rng, SUBSCRIPTIONS)
     deployment, model, operation, _ = _pick(rng, DEPLOYMENTS)
     correlation = str(uuid.UUID(int=rng.getrandbits(128)))
@@ -73,7 +78,7 @@ def _one_request(rng: random.Random, when: datetime, traffic: DemoTraffic) -> No
         status = rng.choice((500, 503))
     elif roll < 0.065:
         status, subscription, product = 401, "", ""  # no/invalid key: APIM knows no subscription
-    elif roll < 0.075:
+    elif roll < 0.075 or rng.random() >= llm_log_share:
         logged_by_llm = False  # success the LLM log has no entry for
     embeddings = operation == "embeddings_create"
     streamed = not embeddings and rng.random() < 0.3
@@ -96,6 +101,9 @@ def _one_request(rng: random.Random, when: datetime, traffic: DemoTraffic) -> No
         "ApiRevision": "1", "Cache": "none", "Type": "ApiManagementGatewayLogs",
         "_ResourceId": RESOURCE_ID, "TenantId": TENANT, "SourceSystem": "Azure",
     })
+    if body_logging:
+        traffic.gateway[-1]["BackendResponseBody"] = _body(rng, status, model, embeddings, streamed, prompt,
+                                                           completion)
     if status != 200 or not logged_by_llm:
         return
     chunks = 1 + prompt // 1500  # long prompts are split into several LLM-log entries
@@ -111,3 +119,45 @@ def _one_request(rng: random.Random, when: datetime, traffic: DemoTraffic) -> No
             "Type": "ApiManagementGatewayLlmLog", "_ResourceId": RESOURCE_ID, "TenantId": TENANT,
             "SourceSystem": "Azure",
         })
+
+
+BODY_BYTES = 8192  # APIM's cap on a logged body
+
+
+def _body(rng: random.Random, status: int, model: str, embeddings: bool, streamed: bool, prompt: int,
+          completion: int) -> str:
+    """A backend response body as APIM would log it (synthetic text, cut at BODY_BYTES)."""
+    if status == 429:
+        text = json.dumps({"error": {"code": "429", "message": "Rate limit is exceeded. Try again later."}})
+    elif status >= 400:
+        text = "" if status == 401 else "<html><body>upstream error</body></html>"
+    elif rng.random() < 0.02:
+        text = ""  # body logging sampled out / disabled on this operation
+    else:
+        cached = rng.choice((0, 0, 0, 128 * rng.randint(1, 8))) if not embeddings else 0
+        usage: dict[str, object] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                    "total_tokens": prompt + completion}
+        if cached:
+            usage["prompt_tokens_details"] = {"cached_tokens": min(cached, prompt)}
+        if embeddings:
+            dims = rng.choice((256, 1536))  # a 1536-dimension vector does not fit in the cap
+            vector = [round(rng.uniform(-1, 1), 6) for _ in range(dims)]
+            text = json.dumps({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+                               "model": model, "usage": {"prompt_tokens": prompt, "total_tokens": prompt}})
+        elif streamed:
+            pieces = ["word "] * max(1, completion // 25)  # a chunk per ~25 tokens keeps demo bodies small
+            include_usage = rng.random() < 0.6
+            chunks: list[dict[str, object]] = [
+                {"id": "chatcmpl-demo", "object": "chat.completion.chunk", "model": model,
+                 "choices": [{"index": 0, "delta": {"content": piece}}], **({"usage": None} if include_usage else {})}
+                for piece in pieces]
+            if include_usage:
+                chunks.append({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "model": model,
+                               "choices": [], "usage": usage})
+            text = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+        else:
+            content = "lorem ipsum " * (completion // 3)
+            text = json.dumps({"id": "chatcmpl-demo", "object": "chat.completion", "model": model,
+                               "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                            "finish_reason": "stop"}], "usage": usage})
+    return text.encode("utf-8")[:BODY_BYTES].decode("utf-8", "ignore")

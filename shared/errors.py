@@ -35,6 +35,10 @@ class QueryCheckError(ChargebackError):
     """The offline KQL analyzer check could not run (node or the analyzer missing, bad input)."""
 
 
+class ImportFormatError(ChargebackError):
+    """A log file given to ``chargeback workspace import`` cannot be read at all (the message names it)."""
+
+
 class StorageError(ChargebackError):
     """Table Storage rejected or could not complete an operation."""
 
@@ -57,3 +61,19 @@ class InvalidRequestError(ChargebackError):
 
 class NotAuthorizedError(ChargebackError):
     """The caller has no valid credentials (HTTP 401)."""
+
+
+class DeliveryError(ChargebackError):
+    """An alert channel did not accept a message; the text never holds the channel URL."""
+
+    def __init__(self, message: str, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class EnforcementError(ChargebackError):
+    """Changing an APIM subscription's state failed."""
+
+
+class AlertRunError(ChargebackError):
+    """Quota evaluation, alert delivery or enforcement failed after the rollup itself finished."""

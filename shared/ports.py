@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+from shared.core.alerting import Alert
+from shared.core.pricing import Price
+from shared.core.quotas import Period, Quota
 from shared.core.usage import Granularity, UsageRow
 from shared.queries import Query
 
@@ -41,3 +44,89 @@ class WatermarkRepository(Protocol):
 
 
 Rows = Sequence[Mapping[str, Any]]
+
+
+# -- pricing, quotas, alerts, enforcement (issue #4) ------------------------------------------------
+class PriceOverrideRepository(Protocol):
+    """Operator prices kept in Table Storage, laid over the price file."""
+
+    def list_prices(self) -> list[tuple[Price, str]]:
+        """Every override with the currency it was set in."""
+        ...
+
+    def put_price(self, price: Price, currency: str) -> None: ...
+
+    def delete_price(self, model: str, effective_from: date) -> bool: ...
+
+
+class QuotaRepository(Protocol):
+    def put(self, quota: Quota) -> None: ...
+
+    def for_subscription(self, subscription_id: str) -> list[Quota]: ...
+
+    def all(self) -> list[Quota]: ...
+
+    def delete(self, subscription_id: str, period: Period | None) -> int: ...
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An alert as recorded in the outbox, with its delivery state."""
+
+    alert: Alert
+    status: str  # pending | sent | failed
+    attempts: int  # delivery rounds so far (each round retries every channel with backoff)
+    last_error: str
+    delivered: frozenset[str]  # labels of the channels that accepted it
+    created_at: datetime
+    sent_at: datetime | None
+    lease_until: datetime | None
+    etag: str
+
+
+class AlertOutbox(Protocol):
+    def record(self, alert: Alert, now: datetime) -> bool:
+        """Create the alert if absent; ``False`` when it was already recorded (nothing changes)."""
+        ...
+
+    def deliverable(self, now: datetime, max_attempts: int) -> list[OutboxEntry]: ...
+
+    def claim(self, entry: OutboxEntry, now: datetime, lease: timedelta) -> OutboxEntry | None:
+        """Take the entry for one delivery round (ETag-guarded); ``None`` if another run has it."""
+        ...
+
+    def finish(self, entry: OutboxEntry, status: str, delivered: frozenset[str], error: str,
+               now: datetime) -> OutboxEntry:
+        """Store the delivery state (ETag-guarded by ``entry``); returns the entry with its new ETag."""
+        ...
+
+    def list_alerts(self, subscription_id: str | None, status: str | None, limit: int) -> list[OutboxEntry]: ...
+
+
+class AlertChannel(Protocol):
+    @property
+    def label(self) -> str:
+        """Kind plus a short digest of the URL: stable across runs, reveals nothing."""
+        ...
+
+    def send(self, alert: Alert) -> None:
+        """Deliver once; raise ``DeliveryError`` (``retriable`` or not) when not accepted."""
+        ...
+
+
+class SubscriptionControl(Protocol):
+    """Suspends / reactivates an APIM subscription."""
+
+    def set_state(self, subscription_id: str, state: str) -> None: ...
+
+
+class EnforcementLedger(Protocol):
+    """Which subscriptions this app suspended (so it only ever reactivates its own suspensions)."""
+
+    def suspended(self) -> dict[str, str]:
+        """subscription id -> mode (``on`` or ``dryrun``) it was suspended in."""
+        ...
+
+    def mark(self, subscription_id: str, mode: str, reason: str, now: datetime) -> None: ...
+
+    def clear(self, subscription_id: str) -> None: ...

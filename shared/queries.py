@@ -40,10 +40,13 @@ USAGE_COLUMNS: Mapping[str, str] = {
     "StreamedRequests": "long",
     "ErrorRequests": "long",
     "UnmeteredRequests": "long",
+    "UnmeteredStreamed": "long",
+    "UnmeteredTruncated": "long",
 }
 
 CONTRACTS: Mapping[str, Mapping[str, str]] = {
     "usage_by_subscription": USAGE_COLUMNS,
+    "usage_from_gateway_body": USAGE_COLUMNS,
 }
 
 
@@ -87,5 +90,5 @@ def conform(query: Query, columns: list[str], rows: list[tuple[Any, ...]]) -> li
     index = {name: columns.index(name) for name in query.columns}
     try:
         return [{name: _cast(kql_type, row[index[name]]) for name, kql_type in query.columns.items()} for row in rows]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, IndexError) as exc:
         raise QueryContractError(f"query {query.name} returned a value of the wrong type: {exc}") from exc

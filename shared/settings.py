@@ -36,6 +36,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io",
                 "Log Analytics query endpoint (sovereign clouds differ)."),
     SettingSpec("LOG_QUERY_TIMEOUT_SECONDS", "180", "Server timeout of one log query (max 600)."),
+    SettingSpec("LOG_QUERY_MAX_RETRIES", "3",
+                "Retries of a throttled (429, honouring Retry-After), failed (5xx) or timed-out log query."),
     SettingSpec("LOCAL_WORKSPACE_PATH", ".local/workspace.duckdb",
                 "DuckDB file used as the workspace when `LOG_SOURCE=local`.", local_only=True),
     SettingSpec("TABLES_ENDPOINT", None,
@@ -49,12 +51,57 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "How far before the watermark each run re-aggregates (late log ingestion)."),
     SettingSpec("ROLLUP_INGESTION_DELAY_MINUTES", "5",
                 "Most recent minutes left out of a run (not yet ingested)."),
+    SettingSpec("USAGE_SOURCE", "auto",
+                "`llmlog` (ApiManagementGatewayLlmLog), `gatewaybody` (logged response bodies only) or "
+                "`auto` (LLM log per request, else the body)."),
+    SettingSpec("PROBE_SUBSCRIPTION_ID", None,
+                "APIM subscription used only by synthetic probes; its traffic is rolled up as "
+                "`synthetic-probe` and left out of chargeback."),
     SettingSpec("ROLLUP_MAX_CHUNK_HOURS", "24",
                 "Longest time range one log query covers; longer windows are split."),
     SettingSpec("API_AUTH", "apikey",
                 "`functionkey` (Azure Functions keys guard the API) or `apikey` (`x-api-key` header)."),
     SettingSpec("API_KEY", None, "Key the report API expects in `x-api-key` when API_AUTH=apikey.",
                 secret=True),
+    # -- synthetic probe (issue #5) -------------------------------------------------------------
+    SettingSpec("PROBE_SCHEDULE", "0 */5 * * * *", "NCRONTAB schedule of the probe timer."),
+    SettingSpec("PROBE_ENDPOINT", None,
+                "APIM gateway URL the probe calls (`https://<apim>.azure-api.net`); required when probing."),
+    SettingSpec("PROBE_API_VERSION", "2024-10-21", "Azure OpenAI `api-version` of the probe calls."),
+    SettingSpec("PROBE_DEPLOYMENTS", None,
+                "Comma-separated deployments to probe; empty = the probe is off."),
+    SettingSpec("PROBE_SUBSCRIPTION_KEY", None,
+                "APIM subscription key of the probe (a dedicated subscription, so its traffic is known).",
+                secret=True),
+    SettingSpec("PROBE_KEY_HEADER", "api-key",
+                "Header carrying the probe key: `api-key` or `Ocp-Apim-Subscription-Key`."),
+    SettingSpec("PROBE_MARKER_HEADER", "x-chargeback-probe",
+                "Header set to `1` on every probe request, so chargeback can tell probe traffic apart."),
+    SettingSpec("PROBE_STREAM", "false",
+                "`false` (plain calls), `true` (streamed, measures time to first token) or `both`."),
+    SettingSpec("PROBE_TIMEOUT_SECONDS", "10", "Timeout of each network wait of one probe call (max 120)."),
+    SettingSpec("PROBE_MAX_RETRIES", "1", "Retries of a failed probe call (timeouts, 429, 5xx; 0-5)."),
+    SettingSpec("PROBE_BUDGET_SECONDS", "120",
+                "Total time one probe run may take (max 540, under the 10-minute function timeout)."),
+    SettingSpec("PROBE_FAILURE_THRESHOLD", "3",
+                "Consecutive failed runs of a deployment that open an incident (alert once, recover once)."),
+    # -- pricing, quotas, alerts, enforcement (issue #4) --------------------------------------
+    SettingSpec("PRICES_PATH", None,
+                "JSON price file used instead of the shipped `shared/pricing/prices.default.json`."),
+    SettingSpec("ADMIN_API_KEY", None,
+                "Key quota writes expect in `x-api-key` (≥ 16 characters, not API_KEY); unset = no writes.",
+                secret=True),
+    SettingSpec("ALERT_THRESHOLDS", "50,80,100", "Quota alert thresholds in percent, comma-separated."),
+    SettingSpec("ALERT_WEBHOOK_URLS", None, "Generic JSON webhook URLs for quota alerts, comma-separated.",
+                secret=True),
+    SettingSpec("ALERT_TEAMS_URLS", None,
+                "Microsoft Teams incoming-webhook / Workflows URLs for quota alerts, comma-separated.", secret=True),
+    SettingSpec("ALERT_SLACK_URLS", None, "Slack incoming-webhook URLs for quota alerts, comma-separated.",
+                secret=True),
+    SettingSpec("ENFORCEMENT_MODE", "off",
+                "`off`, `dryrun` (log only) or `on` (suspend an APIM subscription at 100 % of its quota)."),
+    SettingSpec("APIM_RESOURCE_ID", None,
+                "ARM id of the API Management service; required when ENFORCEMENT_MODE is not `off`."),
 )
 SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -146,6 +193,11 @@ class Settings:
         return _positive_int("LOG_QUERY_TIMEOUT_SECONDS", self.raw("LOG_QUERY_TIMEOUT_SECONDS"), 600)
 
     @cached_property
+    def log_query_max_retries(self) -> int:
+        raw = self.raw("LOG_QUERY_MAX_RETRIES")
+        return 0 if raw.strip() == "0" else _positive_int("LOG_QUERY_MAX_RETRIES", raw, 10)
+
+    @cached_property
     def local_workspace_path(self) -> Path:
         path = Path(self.raw("LOCAL_WORKSPACE_PATH"))
         return path if path.is_absolute() else self._base_dir / path
@@ -175,6 +227,14 @@ class Settings:
         return _non_negative_minutes("ROLLUP_INGESTION_DELAY_MINUTES", self.raw("ROLLUP_INGESTION_DELAY_MINUTES"))
 
     @cached_property
+    def usage_source(self) -> str:
+        return _choice("USAGE_SOURCE", self.raw("USAGE_SOURCE"), ("llmlog", "gatewaybody", "auto"))
+
+    @cached_property
+    def probe_subscription_id(self) -> str:
+        return self.optional("PROBE_SUBSCRIPTION_ID") or ""
+
+    @cached_property
     def rollup_max_chunk(self) -> timedelta:
         return timedelta(hours=_positive_int("ROLLUP_MAX_CHUNK_HOURS", self.raw("ROLLUP_MAX_CHUNK_HOURS"), 24 * 31))
 
@@ -188,3 +248,149 @@ class Settings:
         if len(key) < 16:
             raise SettingError("API_KEY", "must be at least 16 characters")
         return key
+
+    # -- synthetic probe --------------------------------------------------------------------------
+    @cached_property
+    def probe_endpoint(self) -> str:
+        endpoint = self.raw("PROBE_ENDPOINT").strip().rstrip("/")
+        if not endpoint.startswith(("https://", "http://")):
+            raise SettingError("PROBE_ENDPOINT", f"must be an http(s) URL, got {endpoint!r}")
+        return endpoint
+
+    @cached_property
+    def probe_api_version(self) -> str:
+        return self.raw("PROBE_API_VERSION").strip()
+
+    @cached_property
+    def probe_deployments(self) -> tuple[str, ...]:
+        """Empty when PROBE_DEPLOYMENTS is not set: the probe is off."""
+        raw = self.optional("PROBE_DEPLOYMENTS") or ""
+        names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+        for name in names:
+            if any(ch in name for ch in "/?#") or not name.isprintable():
+                raise SettingError("PROBE_DEPLOYMENTS", f"not a deployment name: {name!r}")
+        return names
+
+    @cached_property
+    def probe_subscription_key(self) -> str:
+        return self.raw("PROBE_SUBSCRIPTION_KEY").strip()
+
+    @cached_property
+    def probe_key_header(self) -> str:
+        value = self.raw("PROBE_KEY_HEADER").strip()
+        for choice in ("api-key", "Ocp-Apim-Subscription-Key"):
+            if value.lower() == choice.lower():
+                return choice
+        raise SettingError("PROBE_KEY_HEADER", f"must be api-key or Ocp-Apim-Subscription-Key, got {value!r}")
+
+    @cached_property
+    def probe_marker_header(self) -> str:
+        value = self.raw("PROBE_MARKER_HEADER").strip()
+        if not value or not all(ch.isalnum() or ch == "-" for ch in value) or not value.isascii():
+            raise SettingError("PROBE_MARKER_HEADER", f"must be a header name (letters, digits, -), got {value!r}")
+        return value.lower()
+
+    @cached_property
+    def probe_stream(self) -> str:
+        return _choice("PROBE_STREAM", self.raw("PROBE_STREAM"), ("false", "true", "both"))
+
+    @cached_property
+    def probe_timeout_seconds(self) -> float:
+        return float(_positive_int("PROBE_TIMEOUT_SECONDS", self.raw("PROBE_TIMEOUT_SECONDS"), 120))
+
+    @cached_property
+    def probe_max_retries(self) -> int:
+        raw = self.raw("PROBE_MAX_RETRIES")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingError("PROBE_MAX_RETRIES", f"expected a whole number, got {raw!r}") from None
+        if not 0 <= value <= 5:
+            raise SettingError("PROBE_MAX_RETRIES", f"must be between 0 and 5, got {value}")
+        return value
+
+    @cached_property
+    def probe_budget_seconds(self) -> float:
+        return float(_positive_int("PROBE_BUDGET_SECONDS", self.raw("PROBE_BUDGET_SECONDS"), 540))
+
+    @cached_property
+    def probe_failure_threshold(self) -> int:
+        return _positive_int("PROBE_FAILURE_THRESHOLD", self.raw("PROBE_FAILURE_THRESHOLD"), 1000)
+
+    # -- pricing, quotas, alerts, enforcement (issue #4) ------------------------------------------
+    def _optional_secret(self, key: str) -> str | None:
+        """An optional secret; an unresolved Key Vault reference (secret never created) counts as unset."""
+        value = self.optional(key)
+        if value is not None and value.strip().startswith("@Microsoft.KeyVault("):
+            import logging
+
+            logging.getLogger(__name__).warning("setting %s: Key Vault reference not resolved; treated as unset", key)
+            return None
+        return value.strip() if value else None
+
+    @cached_property
+    def prices_path(self) -> Path | None:
+        raw = self.optional("PRICES_PATH")
+        if raw is None:
+            return None
+        path = Path(raw.strip())
+        return path if path.is_absolute() else self._base_dir / path
+
+    @cached_property
+    def admin_api_key(self) -> str | None:
+        key = self._optional_secret("ADMIN_API_KEY")
+        if key is None:
+            return None
+        if len(key) < 16:
+            raise SettingError("ADMIN_API_KEY", "must be at least 16 characters")
+        if key == self.optional("API_KEY"):
+            raise SettingError("ADMIN_API_KEY", "must differ from API_KEY (readers must not be able to write)")
+        return key
+
+    @cached_property
+    def alert_thresholds(self) -> tuple[int, ...]:
+        from shared.core.alerting import parse_thresholds
+
+        try:
+            return parse_thresholds(self.raw("ALERT_THRESHOLDS"))
+        except ValueError as exc:
+            raise SettingError("ALERT_THRESHOLDS", str(exc)) from None
+
+    def _urls(self, key: str) -> tuple[str, ...]:
+        from urllib.parse import urlsplit
+
+        urls = tuple(dict.fromkeys(u.strip() for u in (self._optional_secret(key) or "").split(",") if u.strip()))
+        for index, url in enumerate(urls, start=1):
+            parts = urlsplit(url)
+            local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+            # The value is secret: the message names the position, never the URL.
+            if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+                raise SettingError(key, f"URL #{index} must be an https URL (http only for localhost)")
+        return urls
+
+    @cached_property
+    def alert_webhook_urls(self) -> tuple[str, ...]:
+        return self._urls("ALERT_WEBHOOK_URLS")
+
+    @cached_property
+    def alert_teams_urls(self) -> tuple[str, ...]:
+        return self._urls("ALERT_TEAMS_URLS")
+
+    @cached_property
+    def alert_slack_urls(self) -> tuple[str, ...]:
+        return self._urls("ALERT_SLACK_URLS")
+
+    @cached_property
+    def enforcement_mode(self) -> str:
+        return _choice("ENFORCEMENT_MODE", self.raw("ENFORCEMENT_MODE"), ("off", "dryrun", "on"))
+
+    @cached_property
+    def apim_resource_id(self) -> str:
+        import re
+
+        value = self.raw("APIM_RESOURCE_ID").strip().rstrip("/")
+        pattern = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ApiManagement/service/[^/]+"
+        if not re.fullmatch(pattern, value, flags=re.IGNORECASE):
+            raise SettingError("APIM_RESOURCE_ID", "must look like /subscriptions/<id>/resourceGroups/<rg>/"
+                               f"providers/Microsoft.ApiManagement/service/<name>, got {value!r}")
+        return value

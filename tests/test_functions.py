@@ -49,7 +49,9 @@ def app_environment(settings: Settings) -> Iterator[Settings]:
 
 def test_indexed_bindings() -> None:
     fns = functions()
-    assert set(fns) == {"rollup", "http_app_func"}
+    assert set(fns) == {"rollup", "probe", "http_app_func"}
+    probe = fns["probe"].get_bindings_dict()["bindings"][0]
+    assert probe["type"] == "timerTrigger" and probe["schedule"] == "%PROBE_SCHEDULE%"
     timer = fns["rollup"].get_bindings_dict()["bindings"][0]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "%ROLLUP_SCHEDULE%"
     assert timer["runOnStartup"] is False

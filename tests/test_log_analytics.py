@@ -27,9 +27,13 @@ class FakeCredential:
 
 
 class FakeWorkspace(ThreadingHTTPServer):
+    """Answers every query with ``reply``/``status``, or first with the scripted answers in
+    ``script``: (status, body, headers, delay seconds)."""
+
     reply: dict[str, Any]
     status: int = 200
     requests: list[dict[str, Any]]
+    script: list[tuple[int, dict[str, Any], dict[str, str], float]]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,8 +43,13 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
                                      "prefer": self.headers.get("Prefer")})
-        payload = json.dumps(self.server.reply).encode()
-        self.send_response(self.server.status)
+        status, reply, headers, delay = (self.server.script.pop(0) if self.server.script
+                                         else (self.server.status, self.server.reply, {}, 0.0))
+        time.sleep(delay)
+        payload = json.dumps(reply).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -54,6 +63,7 @@ class Handler(BaseHTTPRequestHandler):
 def workspace() -> Iterator[FakeWorkspace]:
     server = FakeWorkspace(("127.0.0.1", 0), Handler)
     server.requests = []
+    server.script = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -71,7 +81,7 @@ def table(rows: list[list[Any]], columns: dict[str, str] | None = None) -> dict[
     return {"name": "PrimaryResult", "columns": [{"name": n, "type": t} for n, t in columns.items()], "rows": rows}
 
 
-ROW = ["2026-11-25T10:00:00Z", "team-a", "p1", "gpt-4o", "gpt-4o", 3, 30, 20, 50, 0, 1, 0, 0]
+ROW = ["2026-11-25T10:00:00Z", "team-a", "p1", "gpt-4o", "gpt-4o", 3, 30, 20, 50, 0, 1, 0, 0, 0, 0]
 
 
 def test_rows_are_conformed_and_parameters_bound_in_the_declaration(workspace: FakeWorkspace) -> None:
@@ -80,14 +90,15 @@ def test_rows_are_conformed_and_parameters_bound_in_the_declaration(workspace: F
     assert rows == [{"PeriodStart": START, "SubscriptionId": "team-a", "ProductId": "p1", "Model": "gpt-4o",
                      "Deployment": "gpt-4o", "Requests": 3, "PromptTokens": 30, "CompletionTokens": 20,
                      "TotalTokens": 50, "CachedTokens": 0, "StreamedRequests": 1, "ErrorRequests": 0,
-                     "UnmeteredRequests": 0}]
+                     "UnmeteredRequests": 0, "UnmeteredStreamed": 0, "UnmeteredTruncated": 0}]
     sent = workspace.requests[0]
     assert sent["path"] == "/v1/workspaces/ws-123/query"
     assert sent["auth"] == "Bearer fake-token"
     assert "wait=120" in sent["prefer"]
     query = sent["body"]["query"]
     assert ("declare query_parameters(window_start:datetime = datetime(2026-11-25T10:00:00.000000Z), "
-            "window_end:datetime = datetime(2026-11-25T12:00:00.000000Z));") in query
+            "window_end:datetime = datetime(2026-11-25T12:00:00.000000Z), usage_source:string = \"auto\", "
+            'probe_subscription:string = "", probe_header:string = "x-chargeback-probe");') in query
     assert query.count("2026-11-25T10:00:00") == 1  # the value appears only in the declaration
     assert sent["body"]["timespan"].startswith("2026-11-25T09:00:00")
 

@@ -7,8 +7,10 @@ Tables are created from ``queries/schemas`` with the Log Analytics names and typ
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,10 @@ DUCKDB_TYPES = {
 }
 
 
-def connect(path: Path, read_only: bool = False) -> Any:
+LOCK_WAIT_SECONDS = 5.0  # DuckDB allows one writer process: wait this long for it (dev gateway writes)
+
+
+def connect(path: Path, read_only: bool = False, lock_wait: float = LOCK_WAIT_SECONDS) -> Any:
     import duckdb
     import duckdb_kql
 
@@ -31,10 +36,27 @@ def connect(path: Path, read_only: bool = False) -> Any:
             f"local workspace {path} does not exist; create it with `chargeback demo-data` "
             "or `chargeback workspace import`")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return duckdb_kql.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        raise LogSourceError(f"cannot open local workspace {path}: {exc}") from exc
+    deadline = time.monotonic() + lock_wait
+    pause = 0.02
+    while True:
+        try:
+            return duckdb_kql.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _lock_conflict(exc):
+                raise LogSourceError(f"cannot open local workspace {path}: {exc}") from exc
+            if time.monotonic() + pause > deadline:
+                raise LogSourceError(
+                    f"local workspace {path} is locked by another writer (DuckDB allows one writing process, "
+                    f"e.g. a running `chargeback dev-gateway`); still locked after {lock_wait:.1f}s, try again"
+                ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
+def _lock_conflict(exc: Exception) -> bool:
+    """Another process holds the file lock, or this process has it open with other options."""
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text or "different configuration" in text
 
 
 def create_tables(con: Any) -> None:
@@ -80,6 +102,29 @@ def insert_rows(con: Any, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
     return len(batch)
 
 
+@lru_cache(maxsize=64)
+def translate(text: str) -> Any:
+    """KQL text -> duckdb-kql's SQL, once per process per query text (translating the rollup
+    query takes ~0.25 s, a quarter of a 1M-row run).  The schema is the one every workspace is
+    created from (``queries/schemas``), so no catalog read is needed; values stay placeholders."""
+    import duckdb_kql
+
+    schema = {table: [column.name for column in columns] for table, columns in table_schemas().items()}
+    return duckdb_kql.to_sql(text, schema=schema)
+
+
+def bind(translation: Any, values: Mapping[str, object]) -> dict[str, Any]:
+    """Values by placeholder slot, typed by the query's ``declare query_parameters`` (defaults
+    applied; an undeclared name or a missing value is refused, as ``duckdb_kql.query`` does)."""
+    from duckdb_kql import KqlSchemaError
+    from duckdb_kql.params import bind as bind_declared
+
+    bound, unbound = bind_declared(list(translation.declarations), dict(values))
+    if unbound:
+        raise KqlSchemaError(", ".join(unbound), hint="declared query parameter with no value and no default")
+    return {slot: value for slot, value in bound.items() if slot in translation.slots}
+
+
 class LocalWorkspaceSource:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -93,7 +138,13 @@ class LocalWorkspaceSource:
 
         con = connect(self.path, read_only=True)
         try:
-            relation = duckdb_kql.query(con, query.text, dict(parameters))
+            translation = translate(query.text)
+            if translation.parameters.keys() - {d.slot for d in translation.declarations}:
+                # The query reads the clock (now()): a cached translation would freeze it.
+                relation = duckdb_kql.query(con, query.text, dict(parameters))
+            else:
+                con.execute("SET TimeZone='UTC'")  # KQL datetimes are UTC (duckdb-kql's rule R8)
+                relation = con.sql(str(translation), params=bind(translation, parameters) or None)
             return conform(query, list(relation.columns), relation.fetchall())
         except (duckdb_kql.KqlError, duckdb.Error) as exc:
             raise LogSourceError(f"query {query.name} failed on {self.describe()}: {exc}") from exc

@@ -15,7 +15,7 @@ from itertools import groupby
 from typing import Any, TypeVar
 
 from shared.core.keys import partition_key, period_range, row_key
-from shared.core.usage import COUNTER_NAMES, Granularity, UsageRow, counters_from, normalize_key
+from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
 from shared.ports import Watermark
 
@@ -49,8 +49,9 @@ def usage_row(entity: dict[str, Any]) -> UsageRow:
     return UsageRow(
         Granularity(entity["Granularity"]),
         start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC),
-        normalize_key(entity.get("SubscriptionId"), entity.get("ProductId"), entity.get("Model"),
-                      entity.get("Deployment")),
+        # Names were normalized when the row was built; read them back exactly as stored.
+        UsageKey(entity.get("SubscriptionId", ""), entity.get("ProductId", ""), entity.get("Model", ""),
+                 entity.get("Deployment", "")),
         counters_from(values),
     )
 

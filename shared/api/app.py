@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from shared.api import usage_routes
+from shared.api import pricing_routes, probe_routes, quota_routes, usage_routes
 from shared.errors import (
     ChargebackError,
     InvalidRequestError,
@@ -113,6 +113,6 @@ def create_app(context: AppContext) -> FastAPI:
             return _error(500, "the service is misconfigured; see the function log")
         return _error(500, "the request could not be completed; see the function log")
 
-    for feature in (usage_routes,):
+    for feature in (usage_routes, probe_routes, pricing_routes, quota_routes):
         feature.register(app, context, authorized)
     return app

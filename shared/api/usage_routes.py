@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from shared.api.pricing_routes import prices
 from shared.core.usage import Granularity
 from shared.errors import ChargebackError, InvalidRequestError
-from shared.services.report import parse_usage_query, read_usage, report_csv, report_json
+from shared.services.costing import add_costs, costed_csv, usage_costs
+from shared.services.report import parse_usage_query, read_usage, report_json
 
 if TYPE_CHECKING:
     from shared.api.app import AppContext
@@ -47,9 +49,12 @@ def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
             raise InvalidRequestError("format", f"must be json or csv, got {format!r}")
         query = parse_usage_query(subscription, start, end, granularity, context.clock())
         rows = read_usage(context.store, query)
+        # cost is added at read time from the price table in force per row date (rows stay token-only)
+        table = prices(context)
+        costs = usage_costs(rows, context.store, table)
         if format == "csv":
             name = f"usage-{query.start:%Y%m%d}-{query.end:%Y%m%d}-{query.granularity.value}.csv"
-            return PlainTextResponse(report_csv(rows), media_type="text/csv",
+            return PlainTextResponse(costed_csv(rows, costs, table), media_type="text/csv",
                                      headers={"Content-Disposition": f'attachment; filename="{name}"'})
-        return JSONResponse(report_json(query, rows))
+        return JSONResponse(add_costs(report_json(query, rows), costs, table))
 

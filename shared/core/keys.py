@@ -1,6 +1,7 @@
 """Table Storage keys built from untrusted names (subscription ids, model names).
 
-PartitionKey/RowKey may not contain ``/ \\ # ?`` or control characters and are capped at 1 KiB.
+PartitionKey/RowKey may not contain ``/ \\ # ?`` or control characters and are capped at 1 KiB
+(512 UTF-16 characters).
 Names are percent-encoded into a safe alphabet; a long name keeps a readable prefix plus a hash so
 keys stay unique and short.  The original names are stored as properties, so nothing needs to be
 decoded from a key.
@@ -14,7 +15,9 @@ from datetime import datetime
 from shared.core.usage import Granularity, UsageKey
 
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~@:+=,;!$()*")
-MAX_PART = 200  # characters of one encoded name; five parts stay well under the 1 KiB limit
+# Characters of one encoded name. The 1 KiB key limit counts UTF-16, i.e. 512 characters (Azurite
+# refuses a 600-character RowKey): a period code and three parts of 120 stay under it.
+MAX_PART = 120
 SEPARATOR = "|"  # not in _SAFE, so parts can never run into each other
 GRANULARITY_CODE = {Granularity.HOUR: "h", Granularity.DAY: "d", Granularity.MONTH: "m"}
 

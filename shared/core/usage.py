@@ -15,6 +15,7 @@ from typing import Any
 
 UNATTRIBUTED = "unattributed"  # request with no APIM subscription (e.g. an open API or a 401)
 UNKNOWN = "unknown"  # model or deployment the logs did not name
+PROBE = "synthetic-probe"  # synthetic probe traffic: reported on its own, never charged
 
 
 class Granularity(StrEnum):
@@ -51,7 +52,9 @@ class Counters:
     cached_tokens: int = 0
     streamed_requests: int = 0
     error_requests: int = 0
-    unmetered_requests: int = 0
+    unmetered_requests: int = 0  # successful calls no log source had token counts for
+    unmetered_streamed: int = 0  # ...of which streamed without stream_options.include_usage
+    unmetered_truncated: int = 0  # ...of which the logged body was cut before its usage object
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})

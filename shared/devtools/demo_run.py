@@ -1,6 +1,7 @@
 """``chargeback local-run``: the whole pipeline on this machine.
 
-Azurite (tables) -> demo DuckDB workspace -> rollup -> per-subscription summary -> report API.
+Azurite (tables) -> demo DuckDB workspace -> dev gateway: live demo traffic + a synthetic probe ->
+rollup -> per-subscription summary -> report API.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from shared import demo_data
 from shared.adapters import local_workspace
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Counters, Granularity, total
+from shared.devtools import gateway_demo
 from shared.devtools.azurite_process import AzuriteProcess, port_open
+from shared.devtools.dev_gateway import DevGateway, GatewayConfig
 from shared.settings import Settings
 
 DEMO_DAYS = 3
+DEV_GATEWAY_PORT = 8081
 
 
 def write_demo_workspace(path: Path, seed: int, days: int, end: datetime | None = None) -> tuple[int, int]:
@@ -64,13 +68,18 @@ def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool =
     # SIGTERM (e.g. from a supervisor) must still stop Azurite through the `with` below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"starting Azurite (tables) on 127.0.0.1:{azurite.port}, data in {azurite.location}")
-    with azurite:
-        settings = settings.with_overrides(LOG_SOURCE="local", TABLES_CONNECTION_STRING=azurite.connection_string)
+    # The dev gateway (APIM stand-in) logs live traffic into the same workspace; no ingestion lag locally.
+    dev_gateway = DevGateway(GatewayConfig.default(), settings.local_workspace_path,
+                             port=0 if port_open(DEV_GATEWAY_PORT) else DEV_GATEWAY_PORT)
+    with azurite, dev_gateway:
+        settings = settings.with_overrides(LOG_SOURCE="local", TABLES_CONNECTION_STRING=azurite.connection_string,
+                                           ROLLUP_INGESTION_DELAY_MINUTES="0")
         # Traffic stops before the ingestion delay, so the scheduled run sees every hour complete.
         end = (datetime.now(UTC) - settings.rollup_ingestion_delay).replace(minute=0, second=0, microsecond=0)
         gateway, llm = write_demo_workspace(settings.local_workspace_path, seed, DEMO_DAYS, end)
         print(f"demo workspace {settings.local_workspace_path}: {gateway} gateway rows, {llm} LLM-log rows "
               f"({DEMO_DAYS} days to {end.isoformat()}, seed {seed})")
+        settings = gateway_demo.run(settings, dev_gateway, seed)  # demo traffic through the gateway, then a probe
         service = rollup_service(settings)
         backfill = service.backfill(end - timedelta(days=DEMO_DAYS), end)
         print(f"backfill: {backfill.summary()}")
@@ -87,5 +96,7 @@ def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool =
         print(f"report API: http://{host}:{port}/api/usage?granularity=day   (header x-api-key: API_KEY "
               "from local.settings.json)")
         print(f"OpenAPI docs: http://{host}:{port}/api/docs      health: http://{host}:{port}/api/health")
+        print(f"probe results: http://{host}:{port}/api/probes   dev gateway: {dev_gateway.url} "
+              f"(e.g. api-key {next(iter(dev_gateway.config.keys))})")
         print("Ctrl-C stops the API and Azurite.")
         uvicorn.run(app, host=host, port=port, log_level="warning")

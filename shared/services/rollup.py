@@ -14,13 +14,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.core.kql import declared_parameters
 from shared.core.usage import Counters, Granularity, UsageRow, merge, normalize_key, touched_periods
 from shared.core.windows import Window, backfill_window, rollup_window, split
 from shared.ports import LogSource, UsageRepository, WatermarkRepository
 from shared.queries import load
 
 WATERMARK_NAME = "usage-rollup"
-USAGE_QUERY = "usage_by_subscription"
+USAGE_QUERIES = {"llmlog": "usage_by_subscription", "auto": "usage_by_subscription",
+                 "gatewaybody": "usage_from_gateway_body"}  # the body-only query needs no LLM-log table
 Progress = Callable[[Window], None]
 
 
@@ -50,7 +52,8 @@ def usage_rows(records: list[dict[str, Any]]) -> list[UsageRow]:
                  Counters(requests=r["Requests"], prompt_tokens=r["PromptTokens"],
                           completion_tokens=r["CompletionTokens"], total_tokens=r["TotalTokens"],
                           cached_tokens=r["CachedTokens"], streamed_requests=r["StreamedRequests"],
-                          error_requests=r["ErrorRequests"], unmetered_requests=r["UnmeteredRequests"]))
+                          error_requests=r["ErrorRequests"], unmetered_requests=r["UnmeteredRequests"],
+                          unmetered_streamed=r["UnmeteredStreamed"], unmetered_truncated=r["UnmeteredTruncated"]))
         for r in records
     ]
     return merge(rows, Granularity.HOUR)
@@ -59,6 +62,8 @@ def usage_rows(records: list[dict[str, Any]]) -> list[UsageRow]:
 class RollupService:
     def __init__(self, source: LogSource, usage: UsageRepository, watermarks: WatermarkRepository, *,
                  lookback: timedelta, ingestion_delay: timedelta, max_chunk: timedelta,
+                 usage_source: str = "auto", probe_subscription: str = "",
+                 probe_header: str = "x-chargeback-probe",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.source = source
         self.usage = usage
@@ -66,6 +71,8 @@ class RollupService:
         self.lookback = lookback
         self.ingestion_delay = ingestion_delay
         self.max_chunk = max_chunk
+        self.usage_source = usage_source
+        self.probe = {"probe_subscription": probe_subscription, "probe_header": probe_header}
         self.clock = clock
 
     def run(self, progress: Progress | None = None) -> RollupResult:
@@ -98,10 +105,14 @@ class RollupService:
     def _process(self, window: Window, chunk_done: Progress | None) -> RollupResult:
         """Each chunk: query, upsert its hours, re-derive its days and months, then ``chunk_done``."""
         began = time.monotonic()
-        query = load(USAGE_QUERY)
+        query = load(USAGE_QUERIES[self.usage_source])
+        # Each query file gets the values it declares (the body-only query has no usage_source).
+        declared = {param.name for param in declared_parameters(query.text)}
+        options = {"usage_source": self.usage_source, **self.probe}
+        extra = {name: value for name, value in options.items() if name in declared}
         queries = rows_read = hourly_written = derived_written = 0
         for chunk in split(window, self.max_chunk):
-            records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end})
+            records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end, **extra})
             rows = usage_rows(records)
             hourly_written += self.usage.upsert(rows)
             derived_written += self._derive(rows)

@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared.composition import rollup_service
+from shared.composition import alert_service, rollup_service
 from shared.errors import ChargebackError
 from shared.settings import Settings
 
@@ -18,10 +18,20 @@ bp = func.Blueprint()
 def rollup(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("rollup timer is past due; running now (the window catches up from the watermark)")
+    settings = Settings.from_environment()
     try:
-        result = rollup_service(Settings.from_environment()).run()
+        result = rollup_service(settings).run()
     except ChargebackError as exc:
         # Re-raised so the invocation shows as failed; the watermark has not moved.
         log.error("rollup failed, watermark unchanged: %s", exc)
         raise
     log.info("rollup done: %s", result.summary())
+    # Quota alerts run only after the rollup (and its watermark) is complete; their failure still
+    # fails the invocation, visibly, without touching what the rollup wrote.
+    try:
+        alerts = alert_service(settings).run(result.window)
+        alerts.raise_for_errors()
+    except ChargebackError as exc:
+        log.error("rollup done, but quota alerts failed: %s", exc)
+        raise
+    log.info("%s", alerts.summary())

@@ -1,0 +1,210 @@
+"""Probe attempts and incident state in Azure Table Storage.
+
+``<prefix>probes``: PartitionKey = encoded deployment, RowKey = ``<UTC timestamp, microseconds>|<mode>|<run>``
+(sortable, so a time range is one RowKey range query per deployment).
+``<prefix>probestate``: PartitionKey ``incident``, RowKey = encoded deployment; written with an ETag
+condition so two probe runs cannot both announce the same incident.
+Every filter is parameterized; no value is ever formatted into filter text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from functools import partial
+from itertools import groupby
+from typing import Any, TypeVar
+
+from shared.core.keys import encode_part
+from shared.core.probe import IncidentState, ProbeAttempt
+from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
+
+T = TypeVar("T")
+MAX_TRANSACTION = 100
+STATE_PARTITION = "incident"
+
+
+def probe_partition(deployment: str) -> str:
+    return encode_part(deployment) or "%00"
+
+
+def probe_row_key(at: datetime, mode: str, run_id: str) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}|{mode}|{encode_part(run_id)}"
+
+
+def time_bound(moment: datetime) -> str:
+    """RowKey prefix of ``moment``: ``RowKey ge bound(start) and RowKey lt bound(end)`` selects [start, end)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+
+
+def attempt_entity(a: ProbeAttempt) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": probe_partition(a.deployment),
+        "RowKey": probe_row_key(a.at, a.mode, a.run_id),
+        "At": a.at.astimezone(UTC), "Deployment": a.deployment, "Mode": a.mode, "Success": a.success,
+        "LatencyMs": float(a.latency_ms), "RunId": a.run_id, "Tries": a.tries,
+    }
+    optional = {"Status": a.status, "TtftMs": None if a.ttft_ms is None else float(a.ttft_ms), "Model": a.model,
+                "PromptTokens": a.prompt_tokens, "CompletionTokens": a.completion_tokens, "Region": a.region,
+                "RequestId": a.request_id, "Error": a.error}
+    entity.update({k: v for k, v in optional.items() if v is not None})  # Table Storage has no null
+    return entity
+
+
+def attempt_from(entity: dict[str, Any]) -> ProbeAttempt:
+    at = entity["At"]
+    return ProbeAttempt(
+        at=at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC), deployment=entity["Deployment"],
+        mode=entity["Mode"], success=bool(entity["Success"]), status=_int(entity.get("Status")),
+        latency_ms=float(entity["LatencyMs"]), run_id=entity["RunId"], tries=_int(entity.get("Tries")) or 1,
+        ttft_ms=_float(entity.get("TtftMs")), model=entity.get("Model"),
+        prompt_tokens=_int(entity.get("PromptTokens")), completion_tokens=_int(entity.get("CompletionTokens")),
+        region=entity.get("Region"), request_id=entity.get("RequestId"), error=entity.get("Error"))
+
+
+def state_entity(deployment: str, state: IncidentState) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": STATE_PARTITION, "RowKey": probe_partition(deployment),
+                              "Deployment": deployment, "ConsecutiveFailures": state.consecutive_failures,
+                              "Open": state.open}
+    optional = {"OpenedAt": state.opened_at, "LastSuccess": state.last_success, "LastFailure": state.last_failure,
+                "LastError": state.last_error, "Pending": state.pending}
+    entity.update({k: v for k, v in optional.items() if v is not None})
+    return entity
+
+
+def state_from(entity: dict[str, Any]) -> IncidentState:
+    def moment(name: str) -> datetime | None:
+        value = entity.get(name)
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+    pending = entity.get("Pending")
+    return IncidentState(consecutive_failures=_int(entity.get("ConsecutiveFailures")) or 0,
+                         open=bool(entity.get("Open")), opened_at=moment("OpenedAt"),
+                         last_success=moment("LastSuccess"), last_failure=moment("LastFailure"),
+                         last_error=entity.get("LastError"),
+                         pending=pending if pending in ("opened", "recovered") else None)
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _int(value: Any) -> int | None:
+    value = _plain(value)
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    value = _plain(value)
+    return None if value is None else float(value)
+
+
+class ProbeStore:
+    """Implements ``ProbeRepository`` (:mod:`shared.services.probe`) over one storage account."""
+
+    def __init__(self, service: Any, prefix: str, describe: str) -> None:
+        self._service = service
+        self.probes_table = f"{prefix}probes"
+        self.state_table = f"{prefix}probestate"
+        self._describe = describe
+        self._ready: set[str] = set()
+
+    def describe(self) -> str:
+        return self._describe
+
+    def _table(self, name: str) -> Any:
+        if name not in self._ready:
+            self._call(lambda: self._service.create_table_if_not_exists(name))
+            self._ready.add(name)
+        return self._service.get_table_client(name)
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        from azure.core.exceptions import (
+            AzureError,
+            ResourceExistsError,
+            ResourceModifiedError,
+            ServiceRequestError,
+        )
+
+        try:
+            return operation()
+        except (ResourceModifiedError, ResourceExistsError) as exc:
+            raise ConcurrentUpdateError(f"a concurrent probe run changed the same record in {self._describe}") from exc
+        except ServiceRequestError as exc:
+            raise StorageUnavailableError(f"Table Storage is unreachable at {self._describe}: {exc}") from exc
+        except AzureError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StorageError(f"Table Storage operation failed on {self._describe}: {first}") from exc
+
+    # -- attempts ---------------------------------------------------------------------------------
+    def add(self, attempts: Iterable[ProbeAttempt]) -> int:
+        from azure.data.tables import UpdateMode
+
+        table = self._table(self.probes_table)
+        entities = sorted((attempt_entity(a) for a in attempts), key=lambda e: (e["PartitionKey"], e["RowKey"]))
+        written = 0
+        for _, partition in groupby(entities, key=lambda e: e["PartitionKey"]):
+            for chunk in _chunks(list(partition), MAX_TRANSACTION):
+                operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
+                self._call(partial(table.submit_transaction, operations))
+                written += len(chunk)
+        return written
+
+    def attempts(self, deployments: Iterable[str] | None, start: datetime, end: datetime) -> list[ProbeAttempt]:
+        """Attempts started in ``[start, end)``, of the given deployments (None = all), oldest first."""
+        table = self._table(self.probes_table)
+        bounds = {"low": time_bound(start), "high": time_bound(end)}
+        entities: list[dict[str, Any]] = []
+        if deployments is None:
+            entities = self._call(lambda: list(table.query_entities("RowKey ge @low and RowKey lt @high",
+                                                                    parameters=bounds)))
+        else:
+            for name in dict.fromkeys(deployments):
+                params = {**bounds, "pk": probe_partition(name)}
+                entities += self._call(lambda p=params: list(table.query_entities(  # type: ignore[misc]
+                    "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high", parameters=p)))
+        return sorted((attempt_from(e) for e in entities), key=lambda a: (a.at, a.deployment, a.mode))
+
+    # -- incident state ---------------------------------------------------------------------------
+    def get_state(self, deployment: str) -> tuple[IncidentState, str | None]:
+        """The stored state and its ETag; a fresh state and ``None`` when there is none yet."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        table = self._table(self.state_table)
+        try:
+            entity = self._call(lambda: table.get_entity(STATE_PARTITION, probe_partition(deployment)))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ResourceNotFoundError):
+                return IncidentState(), None
+            raise
+        return state_from(entity), str(entity.metadata["etag"])
+
+    def put_state(self, deployment: str, state: IncidentState, etag: str | None) -> str:
+        """Store ``state`` only if nobody changed it since ``etag`` was read (``None``: must not exist yet).
+
+        Raises :class:`ConcurrentUpdateError` otherwise.
+        """
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        table = self._table(self.state_table)
+        entity = state_entity(deployment, state)
+        if etag is None:
+            metadata = self._call(lambda: table.create_entity(entity))
+        else:
+            metadata = self._call(lambda: table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
+                                                              match_condition=MatchConditions.IfNotModified))
+        return str(metadata["etag"])
+
+    def states(self) -> dict[str, IncidentState]:
+        table = self._table(self.state_table)
+        entities = self._call(lambda: list(table.query_entities("PartitionKey eq @pk",
+                                                                parameters={"pk": STATE_PARTITION})))
+        return {str(e.get("Deployment")): state_from(e) for e in entities}
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

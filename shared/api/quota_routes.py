@@ -1,0 +1,135 @@
+"""Quota and alert routes: ``/api/quotas[/{subscription}]`` and ``/api/alerts``.
+
+Reads take the normal key; quota writes (PUT, DELETE) take the admin key (``ADMIN_API_KEY``) in
+``x-api-key`` — checked before the body is even parsed.  With ``API_AUTH=functionkey`` the
+Functions host checks the function key first, and writes still need the admin key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from shared.core.alerting import STATUSES, alert_document
+from shared.core.quotas import (
+    DEFAULT_SUBSCRIPTION,
+    Period,
+    check_subscription_id,
+    parse_period,
+    quota_from_body,
+    quota_json,
+)
+from shared.errors import InvalidRequestError, NotAuthorizedError
+
+if TYPE_CHECKING:
+    from shared.adapters.alert_outbox import AlertOutboxTable
+    from shared.adapters.quota_tables import QuotaTableStore
+    from shared.api.app import AppContext
+    from shared.ports import OutboxEntry
+
+MAX_ALERTS = 1000
+QUOTA_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["period"], "additionalProperties": False,
+        "properties": {"period": {"type": "string", "enum": ["day", "month"]},
+                       "tokens": {"type": "integer", "minimum": 1, "description": "token limit"},
+                       "cost": {"type": "string", "example": "250.00",
+                                "description": "cost limit in the price table's currency (a decimal string)"}}}}},
+}
+
+
+def _iso(moment: Any) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def entry_json(entry: OutboxEntry) -> dict[str, object]:
+    document = alert_document(entry.alert)
+    for internal in ("type", "version"):
+        document.pop(internal)
+    return {**document, "status": entry.status, "attempts": entry.attempts, "lastError": entry.last_error,
+            "deliveredChannels": sorted(entry.delivered), "createdAt": _iso(entry.created_at),
+            "sentAt": _iso(entry.sent_at)}
+
+
+def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
+    from shared.api.pricing_routes import feature_store
+
+    def quotas() -> QuotaTableStore:
+        from shared.composition import quota_store
+
+        return context.cached("quota_store", lambda settings: quota_store(settings, feature_store(context)))
+
+    def outbox() -> AlertOutboxTable:
+        from shared.composition import alert_outbox
+
+        return context.cached("alert_outbox", lambda settings: alert_outbox(settings, feature_store(context)))
+
+    def require_admin(request: Request) -> None:
+        admin = context.settings.admin_api_key
+        if admin is None:
+            raise NotAuthorizedError("quota changes are disabled: ADMIN_API_KEY is not configured")
+        supplied = request.headers.get("x-api-key", "")
+        if not supplied or not hmac.compare_digest(supplied.encode(), admin.encode()):
+            raise NotAuthorizedError("quota changes need the admin key in the x-api-key header")
+
+    admin_only = [Depends(require_admin)]
+    errors: dict[int | str, dict[str, Any]] = {400: {"description": "A bad parameter or field (named)"},
+                                               401: {"description": "No or bad key"}}
+
+    @app.get("/api/quotas", dependencies=authorized, summary="Every quota", responses=errors)
+    def list_quotas() -> JSONResponse:
+        return JSONResponse({"quotas": [quota_json(q) for q in quotas().all()]})
+
+    @app.get("/api/quotas/{subscription}", dependencies=authorized, responses=errors,
+             summary="A subscription's own quotas and the effective ones (own, else the default *)")
+    def get_quota(subscription: str) -> JSONResponse:
+        sub = check_subscription_id(subscription)
+        own = quotas().for_subscription(sub)
+        defaults = {q.period: q for q in quotas().for_subscription(DEFAULT_SUBSCRIPTION)}
+        effective: dict[str, object] = {}
+        for period in Period:
+            mine = next((q for q in own if q.period is period), None)
+            chosen = mine or (defaults.get(period) if sub != DEFAULT_SUBSCRIPTION else None)
+            effective[period.value] = None if chosen is None else {
+                **quota_json(chosen), "source": "own" if mine else "default"}
+        return JSONResponse({"subscriptionId": sub, "quotas": [quota_json(q) for q in own], "effective": effective})
+
+    @app.put("/api/quotas/{subscription}", dependencies=admin_only, responses=errors, openapi_extra={
+        "requestBody": QUOTA_BODY}, summary="Create or replace the quota of a subscription (* = default) for a period")
+    async def put_quota(subscription: str, request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidRequestError("body", "must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise InvalidRequestError("body", 'must be a JSON object like {"period": "month", "tokens": 1000000}')
+        quota = quota_from_body(subscription, body)
+        await run_in_threadpool(quotas().put, quota)
+        return JSONResponse(quota_json(quota))
+
+    @app.delete("/api/quotas/{subscription}", dependencies=admin_only, responses=errors,
+                summary="Delete a subscription's quota for one period, or for both")
+    def delete_quota(subscription: str,
+                     period: Annotated[str | None, Query(description="day or month; absent = both")] = None,
+                     ) -> JSONResponse:
+        sub = check_subscription_id(subscription)
+        removed = quotas().delete(sub, parse_period(period) if period else None)
+        return JSONResponse({"subscriptionId": sub, "deleted": removed})
+
+    @app.get("/api/alerts", dependencies=authorized, responses=errors, summary="Quota alerts, newest first")
+    def list_alerts(
+        subscription: Annotated[str | None, Query(description="only this APIM subscription")] = None,
+        status: Annotated[str | None, Query(description="pending, sent or failed")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_ALERTS)] = 200,
+    ) -> JSONResponse:
+        if status is not None and status not in STATUSES:
+            raise InvalidRequestError("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
+        sub = check_subscription_id(subscription) if subscription is not None else None
+        entries = outbox().list_alerts(sub, status, limit)
+        return JSONResponse({"alerts": [entry_json(e) for e in entries]})

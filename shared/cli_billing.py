@@ -1,0 +1,171 @@
+"""``chargeback report chargeback|quota|prices|alerts``: cost, quotas and alerts from the command line.
+
+Registered into the ``chargeback`` parser by :mod:`shared.cli`.  Bad input raises
+``InvalidRequestError`` naming the field, which ``chargeback`` turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime
+
+from shared.core.alerting import STATUSES
+from shared.core.pricing import Price, PriceFileError, display, money_text, price_from
+from shared.core.quotas import check_subscription_id, make_quota, parse_period, quota_json
+from shared.errors import InvalidRequestError
+from shared.settings import Settings
+
+COMMANDS = ("report", "quota", "prices", "alerts")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    report = sub.add_parser("report", help="cost reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    charge = report_sub.add_parser("chargeback", help="one line per subscription for a month, with cost")
+    charge.add_argument("--month", help="YYYY-MM (default: the current month, UTC)")
+    charge.add_argument("--csv", action="store_true", help="CSV with exact (unrounded) costs")
+
+    quota = sub.add_parser("quota", help="token/cost quotas per subscription (* = default)")
+    quota_sub = quota.add_subparsers(dest="quota_command", required=True)
+    qset = quota_sub.add_parser("set", help="create or replace the quota of a subscription for a period")
+    qset.add_argument("subscription", help="APIM subscription id, or * for the default quota")
+    qset.add_argument("--period", required=True, help="day or month (UTC)")
+    qset.add_argument("--tokens", help="token limit for the period")
+    qset.add_argument("--cost", help="cost limit for the period, in the price table's currency (e.g. 250.00)")
+    qlist = quota_sub.add_parser("list", help="list quotas")
+    qlist.add_argument("subscription", nargs="?", help="only this subscription")
+    qdel = quota_sub.add_parser("delete", help="delete a subscription's quota(s)")
+    qdel.add_argument("subscription")
+    qdel.add_argument("--period", help="day or month (default: both)")
+
+    prices = sub.add_parser("prices", help="the price table (file + operator overrides in Table Storage)")
+    prices_sub = prices.add_subparsers(dest="prices_command", required=True)
+    prices_sub.add_parser("list", help="the effective price table")
+    pset = prices_sub.add_parser("set", help="add or replace an override price (per 1M tokens)")
+    pset.add_argument("model")
+    pset.add_argument("--from", dest="effective_from", required=True, help="effective date, YYYY-MM-DD (UTC)")
+    pset.add_argument("--input", required=True)
+    pset.add_argument("--cached-input", required=True)
+    pset.add_argument("--output", required=True)
+    pdel = prices_sub.add_parser("delete", help="delete an override price")
+    pdel.add_argument("model")
+    pdel.add_argument("--from", dest="effective_from", required=True)
+
+    alerts = sub.add_parser("alerts", help="quota alerts in the outbox")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    alist = alerts_sub.add_parser("list", help="list alerts, newest first")
+    alist.add_argument("--subscription")
+    alist.add_argument("--status", help="pending, sent or failed")
+    alerts_sub.add_parser("run", help="evaluate quotas and deliver alerts now (no rollup)")
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "report":
+        return _chargeback(args, settings)
+    if args.command == "quota":
+        return _quota(args, settings)
+    if args.command == "prices":
+        return _prices(args, settings)
+    return _alerts(args, settings)
+
+
+def _chargeback(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.composition import price_catalog, table_store
+    from shared.services.costing import chargeback, chargeback_csv, chargeback_text, parse_month
+
+    store = table_store(settings)
+    month = parse_month(args.month, datetime.now(UTC))
+    table = price_catalog(settings, store).current()
+    lines = chargeback(store, table, month)
+    if args.csv:
+        sys.stdout.write(chargeback_csv(month, lines, table))
+    else:
+        print(chargeback_text(month, lines, table))
+    return 0
+
+
+def _quota(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.composition import quota_store
+
+    store = quota_store(settings)
+    if args.quota_command == "set":
+        quota = make_quota(args.subscription, args.period, args.tokens, args.cost)
+        store.put(quota)
+        print(f"quota set: {json.dumps(quota_json(quota))}")
+        return 0
+    if args.quota_command == "list":
+        quotas = store.for_subscription(check_subscription_id(args.subscription)) if args.subscription \
+            else store.all()
+        for quota in quotas:
+            limits = [f"{quota.max_tokens:,} tokens" if quota.max_tokens else "",
+                      f"{money_text(quota.max_cost)} cost" if quota.max_cost is not None else ""]
+            print(f"{quota.subscription_id:<32}{quota.period.value:<7}{' + '.join(x for x in limits if x)}")
+        if not quotas:
+            print("no quotas")
+        return 0
+    period = parse_period(args.period) if args.period else None
+    removed = store.delete(check_subscription_id(args.subscription), period)
+    print(f"deleted {removed} quota(s)")
+    return 0
+
+
+def _prices(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.composition import price_catalog, price_overrides
+
+    if args.prices_command == "list":
+        table = price_catalog(settings).current()
+        print(f"currency {table.currency}, per 1M tokens (source: {table.source})")
+        for entry in sorted(table.prices, key=lambda p: (p.model.lower(), p.effective_from)):
+            print(f"{entry.model:<28}{entry.effective_from.isoformat():<12}input {entry.input:<8}"
+                  f"cached {entry.cached_input:<8}output {entry.output}")
+        for rule in table.prefix_rules:
+            print(f"prefix {rule.prefix!r} -> {rule.model}")
+        return 0
+    effective = _date(args.effective_from)
+    if args.prices_command == "set":
+        try:
+            price: Price = price_from("price", {"model": args.model, "effectiveFrom": effective.isoformat(),
+                                                "input": args.input, "cachedInput": args.cached_input,
+                                                "output": args.output})
+        except PriceFileError as exc:
+            raise InvalidRequestError("price", str(exc)) from None
+        currency = price_catalog(settings).file_table().currency
+        price_overrides(settings).put_price(price, currency)
+        print(f"price set for {price.model} from {effective}: input {price.input}, cached {price.cached_input}, "
+              f"output {price.output} {currency} per 1M tokens")
+        return 0
+    found = price_overrides(settings).delete_price(args.model, effective)
+    print("deleted" if found else "no such override price")
+    return 0 if found else 1
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequestError("--from", f"expected YYYY-MM-DD, got {text!r}") from None
+
+
+def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.composition import alert_outbox, alert_service
+
+    if args.alerts_command == "run":
+        result = alert_service(settings).run()
+        print(result.summary())
+        result.raise_for_errors()
+        return 0
+    if args.status and args.status not in STATUSES:
+        raise InvalidRequestError("--status", f"must be one of {', '.join(STATUSES)}, got {args.status!r}")
+    subscription = check_subscription_id(args.subscription, "--subscription") if args.subscription else None
+    entries = alert_outbox(settings).list_alerts(subscription, args.status, 1000)
+    for entry in entries:
+        alert = entry.alert
+        what = "forecast" if alert.kind == "forecast" else f"{alert.threshold}%"
+        print(f"{entry.created_at:%Y-%m-%d %H:%M}  {alert.subscription_id:<28}{alert.period.value:<6}"
+              f"{alert.period_label:<11}{what:<9}{alert.percent:>7}%  cost {display(alert.cost)}  "
+              f"{entry.status} ({entry.attempts} rounds){'  ' + entry.last_error if entry.last_error else ''}")
+    if not entries:
+        print("no alerts", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Data only: the default price file shipped with the app (``prices.default.json``)."""

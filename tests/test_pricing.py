@@ -1,0 +1,293 @@
+"""Prices and cost: pure rules, then cost in /api/usage, /api/chargeback and the CLI on Azurite."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shared.cli import main
+from shared.composition import table_store
+from shared.core.pricing import (
+    Cost,
+    PriceFileError,
+    display,
+    money_text,
+    parse_price_file,
+    row_cost,
+    sum_costs,
+)
+from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
+from shared.services.costing import DEFAULT_PRICES, PriceCatalog
+from shared.settings import Settings
+from tests.billing_support import (
+    ALPHA_MINI,
+    ALPHA_NEW,
+    ALPHA_OLD,
+    EMBED,
+    PRICE_FILE,
+    call,
+    expected_cost,
+    with_prices,
+)
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+TABLE = parse_price_file(json.dumps(PRICE_FILE), "test")
+
+
+def day_row(day: int, model: str, prompt: int, cached: int, completion: int, sub: str = "team-a",
+            granularity: Granularity = Granularity.DAY) -> UsageRow:
+    return UsageRow(granularity, datetime(2026, 11, day, tzinfo=UTC), UsageKey(sub, "p", model, model),
+                    Counters(requests=1, prompt_tokens=prompt, cached_tokens=cached, completion_tokens=completion,
+                             total_tokens=prompt + completion))
+
+
+# -- pure -------------------------------------------------------------------------------------------
+def test_exact_name_then_longest_prefix_whatever_the_rule_order() -> None:
+    reordered = dict(PRICE_FILE, prefixRules=list(reversed(PRICE_FILE["prefixRules"])))  # type: ignore[arg-type]
+    for table in (TABLE, parse_price_file(json.dumps(reordered), "reordered")):
+        assert table.resolve("alpha") == "alpha"
+        assert table.resolve("ALPHA-2026-08-01") == "alpha"
+        assert table.resolve("alpha-mini-2026-07-18") == "alpha-mini"  # not "alpha": the longer prefix wins
+        assert table.resolve("alpha-turbo") is None  # no rule matches "alpha-t..."
+        assert table.resolve("unknown") is None
+    default = PriceCatalog(None).current()
+    assert default.resolve("gpt-4o-2024-05-13") == "gpt-4o-2024-05-13"  # exact name before the prefix rule
+    assert default.resolve("gpt-4o-2024-08-06") == "gpt-4o"
+    assert default.resolve("gpt-4o-mini-2024-07-18") == "gpt-4o-mini"
+
+
+def test_price_change_applies_from_its_date_only() -> None:
+    assert TABLE.price_for("alpha", date(2025, 12, 31)) is None  # before any price: unpriced
+    assert TABLE.price_for("alpha", date(2026, 11, 15)).input == Decimal("3.00")  # type: ignore[union-attr]
+    assert TABLE.price_for("alpha", date(2026, 11, 16)).input == Decimal("2.00")  # type: ignore[union-attr]
+    before = row_cost(day_row(15, "alpha-2026-08-01", 1_000_001, 12_345, 77_777), TABLE)
+    after = row_cost(day_row(16, "alpha-2026-08-01", 1_000_001, 12_345, 77_777), TABLE)
+    assert before.amount == expected_cost(1_000_001, 12_345, 77_777, ALPHA_OLD)
+    assert after.amount == expected_cost(1_000_001, 12_345, 77_777, ALPHA_NEW)
+    # hourly rows are priced by their date too; a month row must be priced from its days
+    hour = UsageRow(Granularity.HOUR, datetime(2026, 11, 16, 23, tzinfo=UTC), UsageKey("a", "", "alpha", "d"),
+                    Counters(prompt_tokens=10, total_tokens=10))
+    assert row_cost(hour, TABLE).amount == expected_cost(10, 0, 0, ALPHA_NEW)
+    with pytest.raises(ValueError, match="month"):
+        row_cost(day_row(1, "alpha", 1, 0, 0, granularity=Granularity.MONTH), TABLE)
+
+
+def test_decimal_exactness() -> None:
+    # cached tokens are charged at the cached price, the rest of the prompt at the input price
+    cost = row_cost(day_row(3, "alpha-mini-2026-07-18", 987_654_321, 123_456_789, 3_333_333), TABLE)
+    assert cost.amount == expected_cost(987_654_321, 123_456_789, 3_333_333, ALPHA_MINI)
+    # by hand: 864,197,532 x 0.15 + 123,456,789 x 0.075 + 3,333,333 x 0.60 = 140,888,888.775 per 1M
+    assert cost.amount == Decimal("140.888888775")
+    # a million one-token embedding rows add up exactly (binary floats would not)
+    one = row_cost(day_row(3, "embed", 1, 0, 0), TABLE)
+    assert one.amount == Decimal("0.00000002")
+    assert sum_costs([one] * 1_000).amount == Decimal("0.00002")
+    assert sum(0.02 / 1_000_000 for _ in range(1_000)) != 0.00002  # what floats would have done
+    assert money_text(Decimal("0.00002000")) == "0.00002" and money_text(Decimal("12.5")) == "12.50"
+    assert display(Decimal("0.125")) == "0.12" and display(Decimal("0.135")) == "0.14"  # half-even, display only
+
+
+def test_unpriced_model_keeps_its_tokens_and_is_never_zero_priced_silently() -> None:
+    cost = row_cost(day_row(3, "mystery-model", 1_000, 0, 500), TABLE)
+    assert cost == Cost(Decimal(0), 1_500, frozenset({"mystery-model"}))
+    errors_only = row_cost(day_row(3, "unknown", 0, 0, 0), TABLE)
+    assert errors_only.unpriced_tokens == 0 and not errors_only.unpriced_models
+
+
+def test_cached_above_prompt_is_capped_not_charged_twice() -> None:
+    cost = row_cost(day_row(3, "alpha", 100, 500, 0), TABLE)
+    assert cost.amount == expected_cost(100, 100, 0, ALPHA_OLD)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"currency": "dollars"}, "currency"),
+    ({"prices": []}, "prices"),
+    ({"prices": [{"model": "m", "effectiveFrom": "2026-01-01", "input": "1", "output": "2"}]}, "cachedInput"),
+    ({"prices": [{"model": "m", "effectiveFrom": "soon", "input": "1", "cachedInput": "1", "output": "2"}]},
+     "effectiveFrom"),
+    ({"prices": [{"model": "m", "effectiveFrom": "2026-01-01", "input": "-1", "cachedInput": "1", "output": "2"}]},
+     "input"),
+    ({"prefixRules": [{"prefix": "x-", "model": "nothing"}]}, "no price"),
+])
+def test_bad_price_files_name_the_problem(change: dict[str, object], message: str) -> None:
+    with pytest.raises(PriceFileError, match=message):
+        parse_price_file(json.dumps({**PRICE_FILE, **change}), "bad.json")
+
+
+def test_json_numbers_are_read_as_exact_decimals() -> None:
+    text = json.dumps(PRICE_FILE).replace('"0.075"', "0.075")
+    assert parse_price_file(text, "numbers").price_for("alpha-mini", date(2026, 5, 1)).cached_input == \
+        Decimal("0.075")  # type: ignore[union-attr]
+
+
+def test_default_price_file_is_dated_and_covers_the_expected_models() -> None:
+    document = json.loads(DEFAULT_PRICES.read_text())
+    assert document["currency"] == "USD" and date.fromisoformat(document["asOf"])
+    assert "indicative" in document["note"].lower() and "check" in document["note"].lower()
+    table = PriceCatalog(None).current()
+    on = date(2026, 11, 1)
+    for model in ("gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1", "gpt-4.1-mini-2025-04-14",
+                  "gpt-4.1-nano", "o1", "o3-mini", "o4-mini-2025-04-16", "o3", "text-embedding-3-small",
+                  "text-embedding-3-large"):
+        assert table.price_for(model, on) is not None, model
+    # the o3 price cut is an effective-dated change in the shipped file
+    assert table.price_for("o3", date(2025, 6, 9)).input > table.price_for("o3", date(2025, 6, 10)).input  # type: ignore[union-attr]
+
+
+# -- on Azurite -------------------------------------------------------------------------------------
+@pytest.fixture
+def priced(settings: Settings, tmp_path: Path) -> Settings:
+    """team-a on alpha before and after the 16th (plus an unpriced model), team-b on alpha-mini + embed."""
+    settings = with_prices(settings, tmp_path)
+    hours = []
+    for day, hour in ((10, 9), (10, 15), (20, 9), (20, 15)):
+        at = datetime(2026, 11, day, hour, tzinfo=UTC)
+        hours.append(UsageRow(Granularity.HOUR, at, UsageKey("team-a", "p1", "alpha-2026-08-01", "alpha"),
+                              Counters(requests=3, prompt_tokens=123_457 * day, cached_tokens=1_024 * hour,
+                                       completion_tokens=9_999 * hour, total_tokens=123_457 * day + 9_999 * hour)))
+    hours.append(UsageRow(Granularity.HOUR, datetime(2026, 11, 10, 9, tzinfo=UTC),
+                          UsageKey("team-a", "p1", "mystery-model", "mystery"),
+                          Counters(requests=1, prompt_tokens=700, completion_tokens=300, total_tokens=1_000)))
+    for model, prompt, completion in (("alpha-mini-2026-07-18", 2_000_003, 444_444), ("embed", 5_555_555, 0)):
+        hours.append(UsageRow(Granularity.HOUR, datetime(2026, 11, 12, 8, tzinfo=UTC),
+                              UsageKey("team-b", "p2", model, model),
+                              Counters(requests=2, prompt_tokens=prompt, completion_tokens=completion,
+                                       cached_tokens=0, total_tokens=prompt + completion)))
+    store = table_store(settings)
+    store.upsert(hours)
+    store.upsert(merge(hours, Granularity.DAY))
+    store.upsert(merge(hours, Granularity.MONTH))
+    return settings
+
+
+def expected_team_costs() -> dict[str, Decimal]:
+    team_a = Decimal(0)
+    for day, hour in ((10, 9), (10, 15), (20, 9), (20, 15)):
+        price = ALPHA_OLD if day < 16 else ALPHA_NEW
+        team_a += expected_cost(123_457 * day, 1_024 * hour, 9_999 * hour, price)
+    team_b = expected_cost(2_000_003, 0, 444_444, ALPHA_MINI) + expected_cost(5_555_555, 0, 0, EMBED)
+    return {"team-a": team_a, "team-b": team_b}
+
+
+def test_usage_rows_and_totals_carry_cost(priced: Settings) -> None:
+    expected = expected_team_costs()
+    body = call(priced, "GET", "/api/usage", now=NOW, params={"granularity": "month"}).json()
+    by_model = {(r["subscriptionId"], r["model"]): r for r in body["rows"]}
+    # the month row spans the price change: priced from its day rows
+    alpha = by_model[("team-a", "alpha-2026-08-01")]
+    assert Decimal(alpha["cost"]) == expected["team-a"] and alpha["currency"] == "EUR"
+    mystery = by_model[("team-a", "mystery-model")]
+    assert mystery["cost"] == "0.00" and mystery["unpricedTokens"] == 1_000
+    totals = body["totals"]
+    assert Decimal(totals["cost"]) == expected["team-a"] + expected["team-b"]
+    assert totals["unpricedTokens"] == 1_000 and totals["unpricedModels"] == ["mystery-model"]
+    # day and hour granularity give the same total cost
+    for granularity in ("day", "hour"):
+        other = call(priced, "GET", "/api/usage", now=NOW, params={"granularity": granularity}).json()
+        assert Decimal(other["totals"]["cost"]) == Decimal(totals["cost"])
+    days = call(priced, "GET", "/api/usage", now=NOW, params={"subscription": "team-a"}).json()["rows"]
+    day20 = next(r for r in days if r["periodStart"].startswith("2026-11-20") and r["model"].startswith("alpha"))
+    assert Decimal(day20["cost"]) == sum(expected_cost(123_457 * 20, 1_024 * h, 9_999 * h, ALPHA_NEW) for h in (9, 15))
+
+
+def test_usage_csv_has_cost_columns(priced: Settings) -> None:
+    response = call(priced, "GET", "/api/usage", now=NOW, params={"format": "csv", "granularity": "month"})
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {"cost", "currency", "unpricedTokens", "promptTokens"} <= set(rows[0])
+    assert sum(Decimal(r["cost"]) for r in rows) == sum(expected_team_costs().values())
+
+
+def test_chargeback_json_and_csv_match_independent_costs(priced: Settings) -> None:
+    expected = expected_team_costs()
+    body = call(priced, "GET", "/api/chargeback", now=NOW, params={"month": "2026-11"}).json()
+    assert body["month"] == "2026-11" and body["currency"] == "EUR"
+    lines = {line["subscriptionId"]: line for line in body["subscriptions"]}
+    assert set(lines) == {"team-a", "team-b"}
+    assert Decimal(lines["team-a"]["cost"]) == expected["team-a"]
+    assert lines["team-a"]["unpricedTokens"] == 1_000 and lines["team-a"]["unpricedModels"] == ["mystery-model"]
+    assert lines["team-b"]["promptTokens"] == 2_000_003 + 5_555_555 and lines["team-b"]["requests"] == 4
+    response = call(priced, "GET", "/api/chargeback", now=NOW, params={"month": "2026-11", "format": "csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'filename="chargeback-2026-11.csv"' in response.headers["content-disposition"]
+    parsed = {r["subscriptionId"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    assert {sub: Decimal(r["cost"]) for sub, r in parsed.items()} == expected
+    assert parsed["team-a"]["unpricedModels"] == "mystery-model" and parsed["team-a"]["currency"] == "EUR"
+    # default month = the current one; an empty month is a well-formed empty report
+    assert call(priced, "GET", "/api/chargeback", now=NOW).json()["month"] == "2026-11"
+    empty = call(priced, "GET", "/api/chargeback", now=NOW, params={"month": "2026-10"}).json()
+    assert empty["subscriptions"] == [] and empty["totals"]["cost"] == "0.00"
+
+
+@pytest.mark.parametrize(("params", "parameter"), [({"month": "2026-13"}, "month"), ({"month": "11/2026"}, "month"),
+                                                   ({"format": "xml"}, "format")])
+def test_chargeback_bad_parameters_are_400(priced: Settings, params: dict[str, str], parameter: str) -> None:
+    response = call(priced, "GET", "/api/chargeback", now=NOW, params=params)
+    assert response.status_code == 400 and response.json()["error"]["parameter"] == parameter
+
+
+def test_chargeback_needs_the_key(priced: Settings) -> None:
+    assert call(priced, "GET", "/api/chargeback", now=NOW, key="").status_code == 401
+
+
+def settings_file(settings: Settings, tmp_path: Path) -> Path:
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"Values": settings._values}))
+    return path
+
+
+def test_cli_chargeback_csv_and_table(priced: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = settings_file(priced, tmp_path)
+    assert main(["--settings", str(path), "report", "chargeback", "--month", "2026-11", "--csv"]) == 0
+    out = capsys.readouterr().out
+    parsed = {r["subscriptionId"]: Decimal(r["cost"]) for r in csv.DictReader(io.StringIO(out))}
+    assert parsed == expected_team_costs()
+    assert main(["--settings", str(path), "report", "chargeback", "--month", "2026-11"]) == 0
+    table = capsys.readouterr().out
+    total = sum(expected_team_costs().values())
+    assert display(total) in table and "mystery-model" in table and "EUR" in table
+    assert main(["--settings", str(path), "report", "chargeback", "--month", "2026-xx"]) == 2
+    assert "month" in capsys.readouterr().err
+
+
+def test_price_override_reprices_history_without_rewriting_rows(priced: Settings, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    store = table_store(priced)
+    client = store._service.get_table_client(store.usage_table)
+    before_rows = sorted((e["RowKey"], dict(e)) for e in client.list_entities())
+    path = settings_file(priced, tmp_path)
+    assert main(["--settings", str(path), "prices", "set", "alpha", "--from", "2026-11-20", "--input", "1",
+                 "--cached-input", "0.1", "--output", "4"]) == 0
+    capsys.readouterr()
+    body = call(priced, "GET", "/api/chargeback", now=NOW, params={"month": "2026-11"}).json()
+    team_a = next(line for line in body["subscriptions"] if line["subscriptionId"] == "team-a")
+    repriced = sum(expected_cost(123_457 * 10, 1_024 * h, 9_999 * h, ALPHA_OLD) for h in (9, 15)) + \
+        sum(expected_cost(123_457 * 20, 1_024 * h, 9_999 * h, ("1", "0.1", "4")) for h in (9, 15))
+    assert Decimal(team_a["cost"]) == repriced
+    assert "prices table" in body["priceSource"]
+    assert sorted((e["RowKey"], dict(e)) for e in client.list_entities()) == before_rows  # nothing rewritten
+    prices = call(priced, "GET", "/api/prices", now=NOW).json()
+    assert {"model": "alpha", "effectiveFrom": "2026-11-20", "input": "1.00", "cachedInput": "0.10",
+            "output": "4.00"} in prices["prices"]
+    assert main(["--settings", str(path), "prices", "delete", "alpha", "--from", "2026-11-20"]) == 0
+    again = call(priced, "GET", "/api/chargeback", now=NOW, params={"month": "2026-11"}).json()
+    assert Decimal(next(x for x in again["subscriptions"] if x["subscriptionId"] == "team-a")["cost"]) == \
+        expected_team_costs()["team-a"]
+    assert main(["--settings", str(path), "prices", "set", "alpha", "--from", "2026-11-20", "--input", "x",
+                 "--cached-input", "0.1", "--output", "4"]) == 2
+    assert "input" in capsys.readouterr().err
+
+
+def test_missing_price_file_names_the_setting(settings: Settings, tmp_path: Path) -> None:
+    broken = settings.with_overrides(PRICES_PATH=str(tmp_path / "nope.json"))
+    response = call(broken, "GET", "/api/chargeback", now=NOW)
+    assert response.status_code == 500 and "nope" not in response.text  # details in the log only
+    from shared.errors import SettingError
+
+    with pytest.raises(SettingError, match="PRICES_PATH"):
+        PriceCatalog(broken.prices_path).current()

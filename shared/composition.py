@@ -110,6 +110,12 @@ def probe_service(settings: Settings, store: ProbeStore | None = None,
                          subscription_key=settings.probe_subscription_key, key_header=settings.probe_key_header,
                          marker_header=settings.probe_marker_header, timeout_seconds=settings.probe_timeout_seconds,
                          max_retries=settings.probe_max_retries)
+    if notifier is None:
+        from shared.services.incident_channels import ChannelIncidentNotifier
+
+        channels = alert_channels(settings)
+        # No channel configured: the logged error is the alert (App Insights can alert on it).
+        notifier = ChannelIncidentNotifier(channels) if channels else None
     return ProbeService(OpenAIProber(target), store or probe_store(settings), notifier,
                         deployments=settings.probe_deployments, modes=modes_for(settings.probe_stream),
                         failure_threshold=settings.probe_failure_threshold,

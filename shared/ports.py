@@ -104,6 +104,8 @@ class AlertOutbox(Protocol):
 
 
 class AlertChannel(Protocol):
+    kind: str  # webhook, teams or slack: how a message is rendered for it
+
     @property
     def label(self) -> str:
         """Kind plus a short digest of the URL: stable across runs, reveals nothing."""
@@ -111,6 +113,10 @@ class AlertChannel(Protocol):
 
     def send(self, alert: Alert) -> None:
         """Deliver once; raise ``DeliveryError`` (``retriable`` or not) when not accepted."""
+        ...
+
+    def post(self, body: dict[str, Any]) -> None:
+        """POST an already rendered JSON document (probe incidents)."""
         ...
 
 

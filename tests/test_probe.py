@@ -4,6 +4,7 @@ probe (``openai`` client) against the dev gateway over loopback, with results in
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -95,7 +96,7 @@ def test_incident_opens_once_and_recovers_once() -> None:
         events.append(event)
     assert events == [None, None, None, None, None, "opened", None, None, "recovered", None]
     assert state == IncidentState(last_success=T0 + timedelta(minutes=9), last_failure=T0 + timedelta(minutes=7),
-                                  last_error="500")
+                                  last_error="500", opened_at=T0 + timedelta(minutes=5))  # of the last incident
 
 
 def test_undelivered_opening_is_not_followed_by_a_recovery() -> None:
@@ -353,3 +354,35 @@ def test_probe_setting_defaults() -> None:
     assert (s.probe_stream, s.probe_timeout_seconds, s.probe_max_retries, s.probe_budget_seconds,
             s.probe_failure_threshold, s.probe_marker_header) == ("false", 10.0, 1, 120.0, 3, "x-chargeback-probe")
     assert Settings({}).probe_deployments == ()
+
+
+def test_incidents_reach_the_alert_channels_through_composition(gateway: DevGateway, settings: Settings) -> None:
+    """PROBE_* + ALERT_* settings: the probe's incident goes to Teams and the JSON webhook, once."""
+    from shared.composition import probe_service
+    from tests.billing_support import Receiver
+
+    with Receiver() as receiver:
+        configured = settings.with_overrides(
+            PROBE_ENDPOINT=gateway.url, PROBE_SUBSCRIPTION_KEY=PROBE_KEY, PROBE_DEPLOYMENTS="gpt-4o",
+            PROBE_FAILURE_THRESHOLD="2", PROBE_MAX_RETRIES="0",
+            ALERT_TEAMS_URLS=receiver.url("/teams"), ALERT_WEBHOOK_URLS=receiver.url("/hook"))
+        receiver.status["/hook"] = 503  # the webhook is down at first
+        gateway.set_faults(Faults(status=500))
+        for _ in range(3):
+            probe_service(configured).run()
+        teams = receiver.bodies("/teams")
+        assert len(teams) >= 1
+        card = teams[0]["attachments"][0]["content"]
+        assert card["type"] == "AdaptiveCard" and "gpt-4o" in card["body"][0]["text"]
+        refused = len(receiver.bodies("/hook"))
+        assert refused >= 1  # tried, refused with 503, kept pending
+        receiver.status["/hook"] = 200
+        probe_service(configured).run()  # still failing: the pending notification goes out now
+        hooks = receiver.bodies("/hook")[refused:]
+        assert [h["event"] for h in hooks] == ["opened"]
+        gateway.set_faults(None)
+        probe_service(configured).run()
+        hooks = receiver.bodies("/hook")[refused:]
+        assert [h["event"] for h in hooks] == ["opened", "recovered"]
+        assert hooks[0]["incidentId"] == hooks[1]["incidentId"]
+        assert "api-key" not in json.dumps(hooks) and PROBE_KEY not in json.dumps(hooks)

@@ -96,7 +96,10 @@ class HttpChannel:
         return RENDER[self.kind](alert)
 
     def send(self, alert: Alert) -> None:
-        body = self.payload(alert)
+        self.post(self.payload(alert))
+
+    def post(self, body: dict[str, Any]) -> None:
+        """POST one JSON document; :class:`DeliveryError` (URL-free) when it is not accepted."""
         try:
             with httpx.Client(timeout=TIMEOUT, follow_redirects=False, transport=self._transport) as client:
                 response = client.post(self._url, json=body, headers={"User-Agent": "apim-chargeback-alerts"})

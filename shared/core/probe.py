@@ -135,7 +135,9 @@ def advance(state: IncidentState, success: bool, at: datetime, threshold: int,
         event: IncidentEvent | None = "recovered" if state.open else None
         if state.pending == "opened":
             event = None  # the opening was never delivered: announcing its end would confuse
+        # opened_at is kept (of the last incident) so the recovery names the incident it closes.
         return IncidentState(last_success=at, last_failure=state.last_failure, last_error=state.last_error,
+                             opened_at=state.opened_at,
                              pending=state.pending if state.pending == "recovered" else None), event
     failures = state.consecutive_failures + 1
     new = replace(state, consecutive_failures=failures, last_failure=at, last_error=error)

@@ -51,6 +51,7 @@ def log_query_retry_options(settings: Settings) -> dict[str, Any]:
 
 
 def table_store(settings: Settings, credential: Any | None = None) -> TableStore:
+    """The account's table client (connection string locally, managed identity in Azure)."""
     from azure.data.tables import TableServiceClient
 
     # Few, quick retries: a timer run should fail visibly rather than hang on a dead endpoint.
@@ -86,18 +87,9 @@ def rollup_service(settings: Settings, source: LogSource | None = None,
 
 def probe_store(settings: Settings, credential: Any | None = None) -> ProbeStore:
     """Probe attempts and incident state, in the same storage account (and the same way) as usage rows."""
-    from azure.data.tables import TableServiceClient
-
     from shared.adapters.probe_tables import ProbeStore
 
-    options: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.4, "connection_timeout": 10}
-    connection_string = settings.tables_connection_string
-    if connection_string:
-        service = TableServiceClient.from_connection_string(connection_string, **options)
-        return ProbeStore(service, settings.table_prefix, _endpoint_of(connection_string))
-    endpoint = settings.tables_endpoint
-    service = TableServiceClient(endpoint, credential=credential or azure_credential(), **options)
-    return ProbeStore(service, settings.table_prefix, endpoint)
+    return ProbeStore(table_store(settings, credential), settings.table_prefix)
 
 
 def probe_service(settings: Settings, store: ProbeStore | None = None,

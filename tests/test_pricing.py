@@ -258,7 +258,7 @@ def test_cli_chargeback_csv_and_table(priced: Settings, tmp_path: Path, capsys: 
 def test_price_override_reprices_history_without_rewriting_rows(priced: Settings, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     store = table_store(priced)
-    client = store._service.get_table_client(store.usage_table)
+    client = store.table_client(store.usage_table)
     before_rows = sorted((e["RowKey"], dict(e)) for e in client.list_entities())
     path = settings_file(priced, tmp_path)
     assert main(["--settings", str(path), "prices", "set", "alpha", "--from", "2026-11-20", "--input", "1",

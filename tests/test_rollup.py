@@ -56,7 +56,7 @@ def stored(settings: Settings, granularity: Granularity) -> dict[tuple[datetime,
 
 def all_entities(settings: Settings) -> list[dict[str, object]]:
     store = table_store(settings)
-    client = store._service.get_table_client(store.usage_table)
+    client = store.table_client(store.usage_table)
     return sorted(({k: getattr(v, "value", v) for k, v in e.items()} for e in client.list_entities()),
                   key=lambda e: (str(e["PartitionKey"]), str(e["RowKey"])))
 

@@ -105,7 +105,7 @@ def test_no_prompt_or_completion_text_is_stored_or_logged(settings: Settings,
     dumped = []
     for name in store.table_names():
         if name.startswith(settings.table_prefix):
-            client = store._service.get_table_client(name)
+            client = store.table_client(name)
             dumped.extend(json.dumps(entity, default=str) for entity in client.list_entities())
     assert dumped, "the run wrote rows"
     everything = "\n".join(dumped) + caplog.text

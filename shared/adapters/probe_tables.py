@@ -15,9 +15,10 @@ from functools import partial
 from itertools import groupby
 from typing import Any, TypeVar
 
+from shared.adapters.tables import TableStore
 from shared.core.keys import encode_part
 from shared.core.probe import IncidentState, ProbeAttempt
-from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
+from shared.errors import StorageError
 
 T = TypeVar("T")
 MAX_TRANSACTION = 100
@@ -104,41 +105,21 @@ def _float(value: Any) -> float | None:
 class ProbeStore:
     """Implements ``ProbeRepository`` (:mod:`shared.services.probe`) over one storage account."""
 
-    def __init__(self, service: Any, prefix: str, describe: str) -> None:
-        self._service = service
+    def __init__(self, tables: TableStore, prefix: str) -> None:
+        # The usage store's account client and SDK-error mapping: probe tables fail the same way.
+        self._tables = tables
         self.probes_table = f"{prefix}probes"
         self.state_table = f"{prefix}probestate"
-        self._describe = describe
-        self._ready: set[str] = set()
 
     def describe(self) -> str:
-        return self._describe
+        return self._tables.describe()
 
     def _table(self, name: str) -> Any:
-        if name not in self._ready:
-            self._call(lambda: self._service.create_table_if_not_exists(name))
-            self._ready.add(name)
-        return self._service.get_table_client(name)
+        return self._tables.table(name)
 
     def _call(self, operation: Callable[[], T]) -> T:
-        from azure.core.exceptions import (
-            AzureError,
-            ResourceExistsError,
-            ResourceModifiedError,
-            ServiceRequestError,
-        )
+        return self._tables.call(operation)
 
-        try:
-            return operation()
-        except (ResourceModifiedError, ResourceExistsError) as exc:
-            raise ConcurrentUpdateError(f"a concurrent probe run changed the same record in {self._describe}") from exc
-        except ServiceRequestError as exc:
-            raise StorageUnavailableError(f"Table Storage is unreachable at {self._describe}: {exc}") from exc
-        except AzureError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StorageError(f"Table Storage operation failed on {self._describe}: {first}") from exc
-
-    # -- attempts ---------------------------------------------------------------------------------
     def add(self, attempts: Iterable[ProbeAttempt]) -> int:
         from azure.data.tables import UpdateMode
 

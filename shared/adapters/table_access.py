@@ -25,10 +25,10 @@ class TableAccess:
 
     def table(self, suffix: str) -> Any:
         """The client of ``<prefix><suffix>``, created on first use."""
-        return self._store._table(f"{self.prefix}{suffix}")
+        return self._store.table(f"{self.prefix}{suffix}")
 
     def call(self, operation: Callable[[], T]) -> T:
-        return self._store._call(operation)
+        return self._store.call(operation)
 
 
 def caused_by(exc: StorageError, name: str) -> bool:

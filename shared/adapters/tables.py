@@ -70,13 +70,15 @@ class TableStore:
         self._describe = describe
         self._ready: set[str] = set()
 
-    def _table(self, name: str) -> Any:
+    def table(self, name: str) -> Any:
+        """The client of table ``name``, created on first use (per store instance)."""
         if name not in self._ready:
-            self._call(lambda: self._service.create_table_if_not_exists(name))
+            self.call(lambda: self._service.create_table_if_not_exists(name))
             self._ready.add(name)
         return self._service.get_table_client(name)
 
-    def _call(self, operation: Callable[[], T]) -> T:
+    def call(self, operation: Callable[[], T]) -> T:
+        """Run one SDK operation, translating its exceptions into the StorageError family."""
         from azure.core.exceptions import (
             AzureError,
             ResourceExistsError,
@@ -100,13 +102,13 @@ class TableStore:
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         from azure.data.tables import UpdateMode
 
-        table = self._table(self.usage_table)
+        table = self.table(self.usage_table)
         entities = sorted((usage_entity(row) for row in rows), key=lambda e: (e["PartitionKey"], e["RowKey"]))
         written = 0
         for _, partition in groupby(entities, key=lambda e: e["PartitionKey"]):
             for chunk in _chunks(list(partition), MAX_TRANSACTION):
                 operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
-                self._call(partial(table.submit_transaction, operations))
+                self.call(partial(table.submit_transaction, operations))
                 written += len(chunk)
         return written
 
@@ -121,17 +123,17 @@ class TableStore:
         return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
 
     def _query(self, table_name: str, query_filter: str, parameters: dict[str, Any]) -> list[UsageRow]:
-        table = self._table(table_name)
-        entities = self._call(lambda: list(table.query_entities(query_filter, parameters=parameters)))
+        table = self.table(table_name)
+        entities = self.call(lambda: list(table.query_entities(query_filter, parameters=parameters)))
         return [usage_row(entity) for entity in entities]
 
     # -- watermarks -------------------------------------------------------------------------------
     def get(self, name: str) -> Watermark:
         from azure.core.exceptions import ResourceNotFoundError
 
-        table = self._table(self.state_table)
+        table = self.table(self.state_table)
         try:
-            entity = self._call(lambda: table.get_entity("watermark", name))
+            entity = self.call(lambda: table.get_entity("watermark", name))
         except StorageError as exc:
             if isinstance(exc.__cause__, ResourceNotFoundError):
                 return Watermark(None, None)
@@ -144,17 +146,24 @@ class TableStore:
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
-        table = self._table(self.state_table)
+        table = self.table(self.state_table)
         entity = {"PartitionKey": "watermark", "RowKey": name, "Value": value.astimezone(UTC)}
         if previous.etag is None:
-            metadata = self._call(lambda: table.create_entity(entity))
+            metadata = self.call(lambda: table.create_entity(entity))
         else:
-            metadata = self._call(lambda: table.update_entity(entity, mode=UpdateMode.REPLACE, etag=previous.etag,
+            metadata = self.call(lambda: table.update_entity(entity, mode=UpdateMode.REPLACE, etag=previous.etag,
                                                               match_condition=MatchConditions.IfNotModified))
         return Watermark(value.astimezone(UTC), str(metadata["etag"]))
 
+    def describe(self) -> str:
+        return self._describe
+
+    def table_client(self, name: str) -> Any:
+        """The raw client of an existing table (tests and tooling read whole tables with it)."""
+        return self._service.get_table_client(name)
+
     def table_names(self) -> list[str]:
-        return self._call(lambda: [t.name for t in self._service.list_tables()])
+        return self.call(lambda: [t.name for t in self._service.list_tables()])
 
 
 def _first_line(exc: Exception) -> str:

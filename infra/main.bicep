@@ -222,6 +222,11 @@ var appSettings = {
   ALERT_SLACK_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-slack-urls)'
   ENFORCEMENT_MODE: 'off'
   APIM_RESOURCE_ID: empty(effectiveApimName) ? '' : resourceId(effectiveApimResourceGroup, 'Microsoft.ApiManagement/service', effectiveApimName)
+  // Set to 'true' only after enabling App Service Authentication (Entra ID) on the app: it strips
+  // client-sent X-MS-CLIENT-PRINCIPAL* headers, so only then do they identify the caller.
+  TRUST_APP_SERVICE_AUTH: 'false'
+  // Optional; an unresolved reference (secret not created) falls back to a key derived from API_KEY.
+  PAGE_TOKEN_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-page-token-secret)'
 }
 // ===========================================================================
 // END APP SETTINGS

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared import cli_billing, probe_cli
+from shared import cli_access, cli_billing, probe_cli
 from shared.errors import ChargebackError, InvalidRequestError
 from shared.log_import import command as workspace_command
 from shared.settings import Settings
@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     queries_sub = queries.add_subparsers(dest="queries_command", required=True)
     queries_sub.add_parser("check", help="check every .kql file with Microsoft's KQL analyzer")
     cli_billing.add_parsers(sub)  # report chargeback, quota, prices, alerts
+    cli_access.add_parsers(sub)  # access grant, revoke, list
     workspace_command.add_parsers(sub)  # workspace import
     return parser
 
@@ -78,6 +79,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _rollup(args, settings)
     if args.command in cli_billing.COMMANDS:
         return cli_billing.dispatch(args, settings)
+    if args.command in cli_access.COMMANDS:
+        return cli_access.dispatch(args, settings)
     if args.command == "demo-data":
         from shared.devtools.demo_run import write_demo_workspace
 

@@ -10,6 +10,7 @@ from shared.services.rollup import RollupService
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature is used
+    from shared.adapters.access_tables import AccessTableStore
     from shared.adapters.alert_outbox import AlertOutboxTable
     from shared.adapters.probe_tables import ProbeStore
     from shared.adapters.quota_tables import PriceTableStore, QuotaTableStore
@@ -182,3 +183,11 @@ def alert_service(settings: Settings, store: TableStore | None = None,
                         control=control or subscription_control(settings),
                         ledger=EnforcementLedgerTable(feature_tables(settings, store)) if mode != "off" else None,
                         **options)
+
+
+# -- report API access (issue #6) ------------------------------------------------------------------
+def access_store(settings: Settings, store: TableStore | None = None) -> AccessTableStore:
+    """Principal -> subscriptions grants (``<prefix>access``), through the usage store's client."""
+    from shared.adapters.access_tables import AccessTableStore
+
+    return AccessTableStore(feature_tables(settings, store))

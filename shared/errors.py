@@ -63,6 +63,10 @@ class NotAuthorizedError(ChargebackError):
     """The caller has no valid credentials (HTTP 401)."""
 
 
+class ForbiddenError(ChargebackError):
+    """The caller is known but may not see what it asked for (HTTP 403); the message names it."""
+
+
 class DeliveryError(ChargebackError):
     """An alert channel did not accept a message; the text never holds the channel URL."""
 

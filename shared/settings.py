@@ -102,6 +102,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "`off`, `dryrun` (log only) or `on` (suspend an APIM subscription at 100 % of its quota)."),
     SettingSpec("APIM_RESOURCE_ID", None,
                 "ARM id of the API Management service; required when ENFORCEMENT_MODE is not `off`."),
+    # -- report API access and paging (issue #6) --------------------------------------------------
+    SettingSpec("TRUST_APP_SERVICE_AUTH", "false",
+                "`true` only when App Service Authentication (Entra ID) fronts the app: then the "
+                "X-MS-CLIENT-PRINCIPAL* headers are trusted and scope each caller to its subscriptions."),
+    SettingSpec("PAGE_TOKEN_SECRET", None,
+                "Secret the usage API's continuation tokens are signed with (HMAC); unset = derived from API_KEY.",
+                secret=True),
 )
 SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -394,3 +401,26 @@ class Settings:
             raise SettingError("APIM_RESOURCE_ID", "must look like /subscriptions/<id>/resourceGroups/<rg>/"
                                f"providers/Microsoft.ApiManagement/service/<name>, got {value!r}")
         return value
+
+    # -- report API access and paging (issue #6) ----------------------------------------------------
+    @cached_property
+    def trust_app_service_auth(self) -> bool:
+        return _choice("TRUST_APP_SERVICE_AUTH", self.raw("TRUST_APP_SERVICE_AUTH"), ("true", "false")) == "true"
+
+    @cached_property
+    def page_token_key(self) -> bytes:
+        """HMAC key of the continuation tokens: derived from PAGE_TOKEN_SECRET, else from API_KEY.
+
+        Derived (HMAC with a fixed label), so the signing key is never the API key itself.
+        """
+        import hashlib
+        import hmac
+
+        secret = self._optional_secret("PAGE_TOKEN_SECRET")
+        if secret is not None and len(secret) < 16:
+            raise SettingError("PAGE_TOKEN_SECRET", "must be at least 16 characters")
+        if secret is None:
+            secret = self._optional_secret("API_KEY")
+        if secret is None:
+            raise SettingError("PAGE_TOKEN_SECRET", "is needed to sign page tokens when API_KEY is not set")
+        return hmac.new(secret.encode(), b"chargeback/page-token/v1", hashlib.sha256).digest()

@@ -45,6 +45,7 @@ def test_quotas_round_trip_through_azurite(admin: Settings) -> None:
     assert book.effective("team-z", Period.MONTH) == Quota("*", Period.MONTH, 10**12, None)  # the default
     assert book.effective("team-z", Period.DAY) is None
     assert book.effective("unattributed", Period.MONTH) is None  # the default never applies to it
+    assert book.effective("synthetic-probe", Period.MONTH) is None  # nor to probe traffic, which is not charged
 
 
 @pytest.mark.parametrize(("args", "field"), [

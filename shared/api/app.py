@@ -1,13 +1,13 @@
 """FastAPI application: ``/api/usage``, ``/api/health``, OpenAPI at ``/api/openapi.json``.
 
 Nothing connects when the app is built; the table store is created on the first request that
-needs it.  Domain errors become 4xx with a clear message; anything else a generic 5xx whose details
-stay in the log.
+needs it.  Domain errors become 4xx with a clear message (401 no or bad credentials, 403 a caller
+asking for what its scope does not hold: :mod:`shared.api.auth`); anything else a generic 5xx whose
+details stay in the log.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,9 +17,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from shared.api import pricing_routes, probe_routes, quota_routes, usage_routes
+from shared.api import (
+    access_routes,
+    dashboard_routes,
+    pricing_routes,
+    probe_routes,
+    quota_routes,
+    usage_routes,
+)
+from shared.api.auth import scope_dependency
 from shared.errors import (
     ChargebackError,
+    ForbiddenError,
     InvalidRequestError,
     NotAuthorizedError,
     SettingError,
@@ -81,14 +90,9 @@ def create_app(context: AppContext) -> FastAPI:
                   description="Per-subscription Azure OpenAI token usage behind API Management.",
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
 
-    def require_key(request: Request) -> None:
-        if context.settings.api_auth == "functionkey":
-            return  # the Functions host has already checked the function key
-        supplied = request.headers.get("x-api-key", "")
-        if not supplied or not hmac.compare_digest(supplied.encode(), context.settings.api_key.encode()):
-            raise NotAuthorizedError("missing or invalid x-api-key header")
-
-    authorized: list[Any] = [Depends(require_key)]
+    app.state.chargeback_context = context  # for module-level dependencies (shared.api.auth.caller_scope)
+    # The key (401), then a trusted principal's grant (403 without one): every data route.
+    authorized: list[Any] = [Depends(scope_dependency(context))]
 
     @app.exception_handler(InvalidRequestError)
     async def invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
@@ -104,6 +108,10 @@ def create_app(context: AppContext) -> FastAPI:
     async def unauthorized(_: Request, exc: NotAuthorizedError) -> JSONResponse:
         return _error(401, str(exc))
 
+    @app.exception_handler(ForbiddenError)
+    async def forbidden(_: Request, exc: ForbiddenError) -> JSONResponse:
+        return _error(403, str(exc))
+
     @app.exception_handler(ChargebackError)
     async def failed(request: Request, exc: ChargebackError) -> JSONResponse:
         log.error("request %s failed: %s", request.url.path, exc)
@@ -113,6 +121,6 @@ def create_app(context: AppContext) -> FastAPI:
             return _error(500, "the service is misconfigured; see the function log")
         return _error(500, "the request could not be completed; see the function log")
 
-    for feature in (usage_routes, probe_routes, pricing_routes, quota_routes):
+    for feature in (usage_routes, probe_routes, pricing_routes, quota_routes, access_routes, dashboard_routes):
         feature.register(app, context, authorized)
     return app

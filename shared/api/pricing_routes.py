@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from shared.api.auth import caller_scope
+from shared.core.access import Scope
 from shared.core.pricing import PriceTable, money_text
 from shared.errors import InvalidRequestError
-from shared.services.costing import chargeback, chargeback_csv, chargeback_json, parse_month
+from shared.services.costing import MONTH_PATTERN, chargeback, chargeback_csv, chargeback_json, parse_month
 
 if TYPE_CHECKING:
     from shared.adapters.tables import TableStore
@@ -37,18 +39,21 @@ def prices(context: AppContext) -> PriceTable:
 
 
 def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
-    @app.get("/api/chargeback", dependencies=authorized, summary="Monthly chargeback: one line per subscription",
+    @app.get("/api/chargeback", summary="Monthly chargeback: one line per subscription (probe traffic excluded)",
              responses={200: {"content": {"text/csv": {}}}, 400: {"description": "A bad parameter (named)"},
                         401: {"description": "No or bad credentials"}})
     def chargeback_report(
-        month: Annotated[str | None, Query(description="YYYY-MM; default: the current month (UTC)")] = None,
+        scope: Annotated[Scope, Depends(caller_scope)],
+        month: Annotated[str | None, Query(pattern=MONTH_PATTERN,
+                                           description="YYYY-MM; default: the current month (UTC)")] = None,
         format: Annotated[str, Query(description="json (default) or csv")] = "json",
     ) -> Response:
         if format not in ("json", "csv"):
             raise InvalidRequestError("format", f"must be json or csv, got {format!r}")
         start = parse_month(month, context.clock())
         table = prices(context)
-        lines = chargeback(context.store, table, start)
+        # a scoped caller: its own subscriptions only, each one partition read
+        lines = chargeback(context.store, table, start, scope.subscriptions_for(()))
         if format == "csv":
             return PlainTextResponse(chargeback_csv(start, lines, table), media_type="text/csv", headers={
                 "Content-Disposition": f'attachment; filename="chargeback-{start:%Y-%m}.csv"'})

@@ -1,4 +1,8 @@
-"""Synthetic probe results: ``GET /api/probes``."""
+"""Synthetic probe results: ``GET /api/probes``.
+
+Readable by every authorized caller, scoped principals included: probe results describe the shared
+gateway and its deployments, not any subscription's usage (a principal without a grant still gets 403).
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 
 Reads take the normal key; quota writes (PUT, DELETE) take the admin key (``ADMIN_API_KEY``) in
 ``x-api-key`` — checked before the body is even parsed.  With ``API_AUTH=functionkey`` the
-Functions host checks the function key first, and writes still need the admin key.
+Functions host checks the function key first, and writes still need the admin key.  A caller
+scoped to some subscriptions (:mod:`shared.api.auth`) reads only their quotas (and the ``*``
+default that applies to them) and their alerts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from shared.api.auth import caller_scope
+from shared.core.access import Scope
 from shared.core.alerting import STATUSES, alert_document
 from shared.core.quotas import (
     DEFAULT_SUBSCRIPTION,
@@ -57,13 +61,19 @@ def entry_json(entry: OutboxEntry) -> dict[str, object]:
             "sentAt": _iso(entry.sent_at)}
 
 
+def quota_store(context: AppContext) -> QuotaTableStore:
+    """The quota store (one per process), also read by the usage summary."""
+    from shared.api.pricing_routes import feature_store
+    from shared.composition import quota_store as build
+
+    return context.cached("quota_store", lambda settings: build(settings, feature_store(context)))
+
+
 def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
     from shared.api.pricing_routes import feature_store
 
     def quotas() -> QuotaTableStore:
-        from shared.composition import quota_store
-
-        return context.cached("quota_store", lambda settings: quota_store(settings, feature_store(context)))
+        return quota_store(context)
 
     def outbox() -> AlertOutboxTable:
         from shared.composition import alert_outbox
@@ -82,14 +92,20 @@ def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
     errors: dict[int | str, dict[str, Any]] = {400: {"description": "A bad parameter or field (named)"},
                                                401: {"description": "No or bad key"}}
 
-    @app.get("/api/quotas", dependencies=authorized, summary="Every quota", responses=errors)
-    def list_quotas() -> JSONResponse:
-        return JSONResponse({"quotas": [quota_json(q) for q in quotas().all()]})
+    errors[403] = {"description": "A subscription outside the caller's access"}
 
-    @app.get("/api/quotas/{subscription}", dependencies=authorized, responses=errors,
+    @app.get("/api/quotas", summary="Every quota (a scoped caller: its own and the default)", responses=errors)
+    def list_quotas(scope: Annotated[Scope, Depends(caller_scope)]) -> JSONResponse:
+        visible = [q for q in quotas().all() if q.subscription_id == DEFAULT_SUBSCRIPTION
+                   or scope.allows(q.subscription_id)]
+        return JSONResponse({"quotas": [quota_json(q) for q in visible]})
+
+    @app.get("/api/quotas/{subscription}", responses=errors,
              summary="A subscription's own quotas and the effective ones (own, else the default *)")
-    def get_quota(subscription: str) -> JSONResponse:
+    def get_quota(subscription: str, scope: Annotated[Scope, Depends(caller_scope)]) -> JSONResponse:
         sub = check_subscription_id(subscription)
+        if sub != DEFAULT_SUBSCRIPTION:
+            scope.check(sub)
         own = quotas().for_subscription(sub)
         defaults = {q.period: q for q in quotas().for_subscription(DEFAULT_SUBSCRIPTION)}
         effective: dict[str, object] = {}
@@ -122,8 +138,9 @@ def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
         removed = quotas().delete(sub, parse_period(period) if period else None)
         return JSONResponse({"subscriptionId": sub, "deleted": removed})
 
-    @app.get("/api/alerts", dependencies=authorized, responses=errors, summary="Quota alerts, newest first")
+    @app.get("/api/alerts", responses=errors, summary="Quota alerts, newest first")
     def list_alerts(
+        scope: Annotated[Scope, Depends(caller_scope)],
         subscription: Annotated[str | None, Query(description="only this APIM subscription")] = None,
         status: Annotated[str | None, Query(description="pending, sent or failed")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_ALERTS)] = 200,
@@ -131,5 +148,12 @@ def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
         if status is not None and status not in STATUSES:
             raise InvalidRequestError("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
         sub = check_subscription_id(subscription) if subscription is not None else None
-        entries = outbox().list_alerts(sub, status, limit)
+        if sub is not None:
+            scope.check(sub)
+        visible = scope.subscriptions_for((sub,) if sub else ())
+        if visible is None:
+            entries = outbox().list_alerts(None, status, limit)
+        else:  # one partition per subscription, never a scan of everyone's alerts
+            found = [e for name in visible for e in outbox().list_alerts(name, status, limit)]
+            entries = sorted(found, key=lambda e: (e.created_at, e.alert.row_key), reverse=True)[:limit]
         return JSONResponse({"alerts": [entry_json(e) for e in entries]})

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from shared.core.pricing import money_text
-from shared.core.usage import UNATTRIBUTED, Granularity
+from shared.core.usage import PROBE, UNATTRIBUTED, Granularity
 from shared.errors import InvalidRequestError
 
 DEFAULT_SUBSCRIPTION = "*"
@@ -141,8 +141,8 @@ class QuotaBook:
         own = self._quotas.get((subscription_id, period))
         if own is not None:
             return own
-        if subscription_id == UNATTRIBUTED:
-            return None  # calls without a subscription: only an explicit quota applies
+        if subscription_id in (UNATTRIBUTED, PROBE):
+            return None  # no subscription / synthetic probe traffic: only an explicit quota applies
         return self._quotas.get((DEFAULT_SUBSCRIPTION, period))
 
 

@@ -98,5 +98,6 @@ def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool =
         print(f"OpenAPI docs: http://{host}:{port}/api/docs      health: http://{host}:{port}/api/health")
         print(f"probe results: http://{host}:{port}/api/probes   dev gateway: {dev_gateway.url} "
               f"(e.g. api-key {next(iter(dev_gateway.config.keys))})")
+        print(f"dashboard: http://{host}:{port}/api/dashboard   (asks for API_KEY once)")
         print("Ctrl-C stops the API and Azurite.")
         uvicorn.run(app, host=host, port=port, log_level="warning")

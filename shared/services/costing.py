@@ -27,7 +27,7 @@ from shared.core.pricing import (
     sum_costs,
     with_overrides,
 )
-from shared.core.usage import Counters, Granularity, UsageRow
+from shared.core.usage import PROBE, Counters, Granularity, UsageRow
 from shared.errors import ChargebackError, InvalidRequestError, SettingError
 from shared.ports import PriceOverrideRepository, UsageRepository
 from shared.services.report import _csv_safe, report_csv
@@ -153,6 +153,9 @@ class ChargebackLine:
     cost: Cost
 
 
+MONTH_PATTERN = r"^\s*(2\d{3})-(0[1-9]|1[0-2])\s*$"  # what parse_month accepts (documented in OpenAPI)
+
+
 def parse_month(text: str | None, now: datetime) -> datetime:
     """``YYYY-MM`` -> the month's first instant (UTC); absent = the current month."""
     if text is None or not text.strip():
@@ -165,12 +168,25 @@ def parse_month(text: str | None, now: datetime) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
-def chargeback(repository: UsageRepository, table: PriceTable, month: datetime) -> list[ChargebackLine]:
-    """One line per subscription, from the month's day rows (each priced on its own date)."""
+def chargeback(repository: UsageRepository, table: PriceTable, month: datetime,
+               subscriptions: Sequence[str] | None = None) -> list[ChargebackLine]:
+    """One line per subscription, from the month's day rows (each priced on its own date).
+
+    ``subscriptions``: only these (one single-partition read each); ``None`` = all of them.  The
+    synthetic probe's traffic (``synthetic-probe``) is never charged, so it never has a line.
+    """
     counters: dict[str, Counters] = {}
     costs: dict[str, Cost] = {}
-    for row in repository.read_all(Granularity.DAY, month, next_month(month)):
+    end = next_month(month)
+    if subscriptions is None:
+        rows = repository.read_all(Granularity.DAY, month, end)
+    else:
+        rows = [row for sub in dict.fromkeys(subscriptions)
+                for row in repository.read(sub, Granularity.DAY, month, end)]
+    for row in rows:
         sub = row.subscription_id
+        if sub == PROBE:
+            continue
         counters[sub] = counters.get(sub, Counters()) + row.counters
         costs[sub] = costs.get(sub, Cost()) + row_cost(row, table)
     return [ChargebackLine(sub, counters[sub], costs[sub]) for sub in sorted(counters)]

@@ -10,7 +10,6 @@ import logging
 
 import azure.functions as func
 
-from shared.composition import probe_service
 from shared.errors import ChargebackError
 from shared.settings import Settings
 
@@ -26,6 +25,8 @@ def probe(timer: func.TimerRequest) -> None:
         return
     if timer.past_due:
         log.warning("probe timer is past due; probing now")
+    from shared.composition import probe_service  # here, not at import: cold start
+
     service = probe_service(settings)
     try:
         result = service.run()

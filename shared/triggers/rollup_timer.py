@@ -6,7 +6,6 @@ import logging
 
 import azure.functions as func
 
-from shared.composition import alert_service, rollup_service
 from shared.errors import ChargebackError
 from shared.settings import Settings
 
@@ -18,12 +17,14 @@ bp = func.Blueprint()
 def rollup(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("rollup timer is past due; running now (the window catches up from the watermark)")
+    from shared.composition import alert_service, rollup_service  # here, not at import: cold start
+
     settings = Settings.from_environment()
     try:
         result = rollup_service(settings).run()
     except ChargebackError as exc:
-        # Re-raised so the invocation shows as failed; the watermark has not moved.
-        log.error("rollup failed, watermark unchanged: %s", exc)
+        # Re-raised so the invocation shows as failed; the watermark stays at the last complete chunk.
+        log.error("rollup failed, watermark unchanged past the last complete chunk: %s", exc)
         raise
     log.info("rollup done: %s", result.summary())
     # Quota alerts run only after the rollup (and its watermark) is complete; their failure still

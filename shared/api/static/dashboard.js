@@ -1,0 +1,510 @@
+/* APIM Chargeback dashboard. Calls the JSON API with the caller's own credentials:
+ * API_AUTH=apikey  -> the key is asked once and kept in sessionStorage (this tab only), sent as x-api-key;
+ * API_AUTH=functionkey -> the page was opened with ?code=<function key>, passed on to every call.
+ * Nothing is loaded from anywhere but this app. */
+(() => {
+  'use strict';
+
+  const body = document.body;
+  const AUTH = body.dataset.auth;
+  const pageParams = new URLSearchParams(location.search);
+  const CODE = pageParams.get('code');
+  const KEY_STORE = 'chargeback.apiKey';
+  const DAY_MS = 86400000;
+  const MAX_PROBE_DAYS = 31;
+  const TOP_SERIES = 8;
+  const TOP_GAUGES = 12;
+  const PALETTE = ['#2563eb', '#16a34a', '#f59e0b', '#dc2626', '#7c3aed', '#0891b2', '#db2777', '#65a30d',
+    '#ea580c', '#475569'];
+  const OTHER = '#94a3b8';
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs = {}, ...children) => {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (name === 'class') node.className = value;
+      else if (name === 'style') node.style.cssText = value;
+      else if (name.startsWith('data-')) node.setAttribute(name, value);
+      else node[name] = value;
+    }
+    for (const child of children) node.append(child instanceof Node ? child : String(child));
+    return node;
+  };
+
+  // -- formatting ------------------------------------------------------------------------------
+  const intFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const compactFormat = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
+  const pctFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  let currency = 'USD';
+  const fmtInt = (n) => intFormat.format(Number(n) || 0);
+  const fmtCompact = (n) => compactFormat.format(Number(n) || 0);
+  const fmtPct = (n) => `${pctFormat.format(Number(n) || 0)} %`;
+  const fmtMoney = (value) => {
+    const n = Number(value) || 0;
+    const small = n !== 0 && Math.abs(n) < 1;
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency, minimumFractionDigits: 2,
+      maximumFractionDigits: small ? 4 : 2 }).format(n);
+  };
+  const fmtMoneyShort = (value) => new Intl.NumberFormat(undefined, { style: 'currency', currency,
+    notation: 'compact', maximumFractionDigits: 2 }).format(Number(value) || 0);
+
+  // -- dates (UTC days, as the API counts them) -----------------------------------------------
+  const isoDay = (d) => d.toISOString().slice(0, 10);
+  const parseDay = (s) => { const [y, m, d] = s.split('-').map(Number); return new Date(Date.UTC(y, m - 1, d)); };
+  const todayUtc = () => { const n = new Date(); return new Date(Date.UTC(n.getUTCFullYear(), n.getUTCMonth(), n.getUTCDate())); };
+  const addDays = (d, k) => new Date(d.getTime() + k * DAY_MS);
+  const dayLabel = (s) => parseDay(s).toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  const validDay = (s) => /^\d{4}-\d{2}-\d{2}$/.test(s || '') && !Number.isNaN(parseDay(s).getTime());
+
+  function preset(name) {
+    const today = todayUtc();
+    if (name === 'mtd') return [new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), 1)), today];
+    if (name === 'last-month') {
+      const first = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() - 1, 1));
+      return [first, addDays(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), 1)), -1)];
+    }
+    return [addDays(today, -(Number(name) - 1)), today];
+  }
+
+  // -- API ---------------------------------------------------------------------------------------
+  class HttpError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  async function api(path, query = []) {
+    const url = new URL(path, location.origin);
+    for (const [name, value] of query) url.searchParams.append(name, value);
+    if (CODE) url.searchParams.set('code', CODE);
+    const headers = { Accept: 'application/json' };
+    if (AUTH === 'apikey') headers['x-api-key'] = sessionStorage.getItem(KEY_STORE) || '';
+    const response = await fetch(url, { headers, credentials: 'same-origin', cache: 'no-store' });
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
+      throw new HttpError(response.status, message);
+    }
+    return response.json();
+  }
+
+  /** Every page of a usage query, following the signed `next` tokens. */
+  async function usageAll(query) {
+    let rows = [];
+    let first = null;
+    let next = null;
+    let pages = 0;
+    do {
+      const page = await api('/api/usage', next ? [...query, ['next', next]] : query);
+      first = first || page;
+      rows = rows.concat(page.rows);
+      next = page.next;
+      pages += 1;
+    } while (next && pages < 200);
+    return { ...first, rows, next: null, pages };
+  }
+
+  async function limited(items, size, work) {
+    const results = new Array(items.length);
+    let index = 0;
+    const runners = Array.from({ length: Math.min(size, items.length) }, async () => {
+      while (index < items.length) {
+        const mine = index++;
+        results[mine] = await work(items[mine]);
+      }
+    });
+    await Promise.all(runners);
+    return results;
+  }
+
+  // -- state -------------------------------------------------------------------------------------
+  const known = new Set();
+  const selected = new Set(pageParams.getAll('subscription').flatMap((s) => s.split(',')).filter(Boolean));
+  const charts = {};
+  const subscriptionColors = new Map();
+  let loads = 0;
+  let me = null;
+
+  function setState(state) { body.dataset.state = state; }
+
+  function showMessage(text) {
+    const box = $('message');
+    box.textContent = text;
+    box.hidden = !text;
+  }
+
+  function chart(id, config) {
+    if (charts[id]) charts[id].destroy();
+    charts[id] = new Chart($(id), config);
+    return charts[id];
+  }
+
+  // -- subscription filter -------------------------------------------------------------------
+  function renderSubscriptionOptions() {
+    const box = $('sub-options');
+    box.replaceChildren();
+    for (const name of [...known].sort()) {
+      const input = el('input', { type: 'checkbox', value: name, checked: selected.has(name) });
+      input.addEventListener('change', () => {
+        if (input.checked) selected.add(name); else selected.delete(name);
+        updateSubscriptionSummary();
+      });
+      box.append(el('label', {}, input, name));
+    }
+    if (!known.size) box.append(el('p', { class: 'empty' }, 'No subscriptions in range'));
+    updateSubscriptionSummary();
+  }
+
+  function updateSubscriptionSummary() {
+    const names = [...selected];
+    $('sub-summary').textContent = names.length === 0 ? 'All subscriptions'
+      : names.length <= 2 ? names.join(', ') : `${names.length} subscriptions`;
+  }
+
+  // -- rendering -------------------------------------------------------------------------------
+  function sum(rows, keyOf, valueOf) {
+    const totals = new Map();
+    for (const row of rows) {
+      const key = keyOf(row);
+      totals.set(key, (totals.get(key) || 0) + valueOf(row));
+    }
+    return totals;
+  }
+
+  function renderKpis(totals) {
+    const set = (id, text, value) => { const node = $(id); node.textContent = text; node.dataset.value = value; };
+    set('kpi-tokens', fmtInt(totals.totalTokens), totals.totalTokens);
+    $('kpi-tokens-sub').textContent = `prompt ${fmtInt(totals.promptTokens)} · completion ${fmtInt(totals.completionTokens)}`
+      + ` · cached ${fmtInt(totals.cachedTokens)}`;
+    set('kpi-cost', fmtMoney(totals.cost), totals.cost);
+    $('kpi-cost-sub').textContent = totals.unpricedTokens
+      ? `${fmtInt(totals.unpricedTokens)} tokens of unpriced models not included (${totals.unpricedModels.join(', ')})`
+      : `${currency}, exact cost rounded for display`;
+    set('kpi-requests', fmtInt(totals.requests), totals.requests);
+    const errorRate = totals.requests ? (100 * totals.errorRequests) / totals.requests : 0;
+    $('kpi-errors').textContent = `${fmtInt(totals.errorRequests)} failed (${fmtPct(errorRate)})`;
+    set('kpi-unmetered', fmtInt(totals.unmeteredRequests), totals.unmeteredRequests);
+    $('kpi-unmetered-card').classList.toggle('alert', totals.unmeteredRequests > 0);
+
+    const warning = $('unmetered');
+    if (totals.unmeteredRequests > 0) {
+      warning.replaceChildren(
+        el('strong', {}, `${fmtInt(totals.unmeteredRequests)} successful requests had no token count`),
+        ` and are not in the token or cost figures: ${fmtInt(totals.unmeteredStreamed)} streamed without`
+        + ` stream_options.include_usage, ${fmtInt(totals.unmeteredTruncated)} with a logged response body cut`
+        + ' before its usage object. Turn on include_usage, or log the LLM messages table.');
+      warning.hidden = false;
+    } else {
+      warning.hidden = true;
+    }
+  }
+
+  function stackedSeries(rows, days, valueOf, colors, top) {
+    const index = new Map(days.map((d, i) => [d, i]));
+    const series = new Map(top.map((name) => [name, new Array(days.length).fill(0)]));
+    const other = new Array(days.length).fill(0);
+    for (const row of rows) {
+      const i = index.get(row.periodStart.slice(0, 10));
+      if (i === undefined) continue;
+      (series.get(row.subscriptionId) || other)[i] += valueOf(row);
+    }
+    const datasets = top.map((name) => ({ label: name, data: series.get(name), backgroundColor: colors.get(name),
+      borderRadius: 3, maxBarThickness: 42 }));
+    if (other.some((v) => v)) datasets.push({ label: 'Other', data: other, backgroundColor: OTHER, borderRadius: 3 });
+    return datasets;
+  }
+
+  function barOptions(format, tooltipFormat) {
+    return {
+      responsive: true, maintainAspectRatio: false, animation: false,
+      interaction: { mode: 'index', intersect: false },
+      plugins: {
+        legend: { position: 'bottom', labels: { boxWidth: 12, boxHeight: 12, usePointStyle: true } },
+        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${tooltipFormat(c.parsed.y)}` } },
+      },
+      scales: {
+        x: { stacked: true, grid: { display: false } },
+        y: { stacked: true, beginAtZero: true, ticks: { callback: (v) => format(v) }, grid: { color: '#eef2f7' } },
+      },
+    };
+  }
+
+  function horizontalBar(id, labels, values, colors, format) {
+    chart(id, {
+      type: 'bar',
+      data: { labels, datasets: [{ data: values, backgroundColor: colors, borderRadius: 4, maxBarThickness: 22 }] },
+      options: {
+        indexAxis: 'y', responsive: true, maintainAspectRatio: false, animation: false,
+        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => format(c.parsed.x) } } },
+        scales: { x: { beginAtZero: true, ticks: { callback: (v) => fmtCompact(v) }, grid: { color: '#eef2f7' } },
+          y: { grid: { display: false } } },
+      },
+    });
+  }
+
+  function table(id, headings, rows) {
+    const head = el('tr', {}, ...headings.map(([text, cls]) => el('th', { class: cls || '' }, text)));
+    $(id).replaceChildren(el('thead', {}, head), el('tbody', {}, ...rows));
+  }
+
+  function renderUsage(usage, from, to) {
+    const days = [];
+    for (let d = parseDay(from); d <= parseDay(to); d = addDays(d, 1)) days.push(isoDay(d));
+    const rows = usage.rows;
+    const tokensBySub = sum(rows, (r) => r.subscriptionId, (r) => r.totalTokens);
+    const costBySub = sum(rows, (r) => r.subscriptionId, (r) => Number(r.cost));
+    const requestsBySub = sum(rows, (r) => r.subscriptionId, (r) => r.requests);
+    const subs = [...tokensBySub.keys()].sort((a, b) => tokensBySub.get(b) - tokensBySub.get(a) || a.localeCompare(b));
+    for (const name of subs) {  // a subscription keeps its colour across range changes
+      if (!subscriptionColors.has(name)) subscriptionColors.set(name, PALETTE[subscriptionColors.size % PALETTE.length]);
+    }
+    const colors = subscriptionColors;
+    const top = subs.slice(0, TOP_SERIES);
+    const labels = days.map(dayLabel);
+
+    chart('chart-tokens', { type: 'bar', data: { labels, datasets: stackedSeries(rows, days, (r) => r.totalTokens, colors, top) },
+      options: barOptions(fmtCompact, fmtInt) });
+    chart('chart-cost', { type: 'bar', data: { labels, datasets: stackedSeries(rows, days, (r) => Number(r.cost), colors, top) },
+      options: barOptions(fmtMoneyShort, fmtMoney) });
+    $('cost-hint').textContent = `per day, stacked by subscription · ${currency}`;
+
+    const totalTokens = usage.totals.totalTokens || 0;
+    const topSubs = subs.slice(0, 10);
+    horizontalBar('chart-subs', topSubs, topSubs.map((s) => tokensBySub.get(s)), topSubs.map((s) => colors.get(s)), fmtInt);
+    table('table-subs', [['Subscription'], ['Tokens', 'num'], ['Cost', 'num'], ['Requests', 'num'], ['Share', 'num']],
+      topSubs.map((name) => el('tr', { 'data-subscription': name, 'data-tokens': tokensBySub.get(name) },
+        el('td', {}, el('span', { class: 'swatch', style: `background:${colors.get(name)}` }), name),
+        el('td', { class: 'num' }, fmtInt(tokensBySub.get(name))),
+        el('td', { class: 'num' }, fmtMoney(costBySub.get(name))),
+        el('td', { class: 'num' }, fmtInt(requestsBySub.get(name))),
+        el('td', { class: 'num' }, fmtPct(totalTokens ? (100 * tokensBySub.get(name)) / totalTokens : 0)))));
+
+    const tokensByModel = sum(rows, (r) => r.model, (r) => r.totalTokens);
+    const costByModel = sum(rows, (r) => r.model, (r) => Number(r.cost));
+    const requestsByModel = sum(rows, (r) => r.model, (r) => r.requests);
+    const models = [...tokensByModel.keys()].sort((a, b) => tokensByModel.get(b) - tokensByModel.get(a) || a.localeCompare(b)).slice(0, 10);
+    const modelColors = models.map((_, i) => PALETTE[(i + 4) % PALETTE.length]);
+    horizontalBar('chart-models', models, models.map((m) => tokensByModel.get(m)), modelColors, fmtInt);
+    table('table-models', [['Model'], ['Tokens', 'num'], ['Cost', 'num'], ['Requests', 'num']],
+      models.map((name, i) => el('tr', { 'data-model': name, 'data-tokens': tokensByModel.get(name) },
+        el('td', {}, el('span', { class: 'swatch', style: `background:${modelColors[i]}` }), name),
+        el('td', { class: 'num' }, fmtInt(tokensByModel.get(name))),
+        el('td', { class: 'num' }, fmtMoney(costByModel.get(name))),
+        el('td', { class: 'num' }, fmtInt(requestsByModel.get(name))))));
+    return subs;
+  }
+
+  function level(pct, thresholds) {
+    const sorted = [...thresholds].sort((a, b) => a - b);
+    if (pct >= 100) return 'over';
+    if (sorted.length > 1 && pct >= sorted[sorted.length - 2]) return 'warn';
+    if (sorted.length && pct >= sorted[0]) return 'notice';
+    return 'ok';
+  }
+
+  const LEVEL_COLORS = { ok: '#16a34a', notice: '#eab308', warn: '#f59e0b', over: '#dc2626' };
+
+  async function renderQuotas(subs, to) {
+    const month = to.slice(0, 7);
+    const chosen = subs.slice(0, TOP_GAUGES);
+    const summaries = await limited(chosen, 4, (name) => api(`/api/usage/${encodeURIComponent(name)}/summary`, [['month', month]]));
+    const box = $('gauges');
+    for (const id of Object.keys(charts).filter((k) => k.startsWith('gauge-'))) {
+      charts[id].destroy();
+      delete charts[id];
+    }
+    box.replaceChildren();
+    let thresholds = [];
+    let shown = 0;
+    for (const summary of summaries) {
+      thresholds = summary.thresholds;
+      const quota = summary.quota.month || summary.quota.day;
+      if (!quota) continue;
+      shown += 1;
+      const pct = quota.usedPercent;
+      const lvl = level(pct, summary.thresholds);
+      const canvas = el('canvas');
+      const limits = [];
+      if (quota.tokens) limits.push(`${fmtCompact(quota.usedTokens)} of ${fmtCompact(quota.tokens)} tokens`);
+      if (quota.cost) limits.push(`${fmtMoney(quota.usedCost)} of ${fmtMoney(quota.cost)}`);
+      const notes = [`${quota.period} quota · ${quota.source}`];
+      if (quota.projectedPercent && quota.projectedPercent > 100) notes.push(`projected ${fmtPct(quota.projectedPercent)}`);
+      if (summary.quota.month && summary.quota.day) notes.push(`today ${fmtPct(summary.quota.day.usedPercent)}`);
+      const card = el('div', { class: `gauge level-${lvl}`, 'data-subscription': summary.subscriptionId, 'data-percent': pct },
+        el('h3', { title: summary.subscriptionId }, summary.subscriptionId),
+        el('div', { class: 'dial' }, canvas, el('div', { class: 'pct' }, fmtPct(pct))),
+        el('div', { class: 'limit' }, limits.join(' · ')),
+        el('div', { class: 'badge' }, notes.join(' · ')));
+      box.append(card);
+      const shownPct = Math.min(pct, 100);
+      charts[`gauge-${shown}`] = new Chart(canvas, {
+        type: 'doughnut',
+        data: { datasets: [{ data: [shownPct, 100 - shownPct], backgroundColor: [LEVEL_COLORS[lvl], '#e9eef5'],
+          borderWidth: 0 }] },
+        options: { rotation: -90, circumference: 180, cutout: '74%', responsive: true, maintainAspectRatio: false,
+          animation: false, events: [], plugins: { legend: { display: false }, tooltip: { enabled: false } } },
+      });
+    }
+    $('no-quotas').hidden = shown > 0;
+    const monthLabel = parseDay(`${month}-01`).toLocaleDateString(undefined, { month: 'long', year: 'numeric', timeZone: 'UTC' });
+    $('quota-hint').textContent = thresholds.length
+      ? `${monthLabel} · alerts at ${thresholds.join(' / ')} %` : monthLabel;
+  }
+
+  async function renderProbes(from, to) {
+    let start = from;
+    if ((parseDay(to) - parseDay(from)) / DAY_MS >= MAX_PROBE_DAYS) start = isoDay(addDays(parseDay(to), -(MAX_PROBE_DAYS - 1)));
+    const report = await api('/api/probes', [['from', start], ['to', to]]);
+    const card = $('probe-card');
+    const deployments = report.deployments.filter((d) => d.attempts > 0);
+    card.hidden = deployments.length === 0;
+    if (!deployments.length) return;
+    $('probe-hint').textContent = `${dayLabel(start)} – ${dayLabel(to)} · ${fmtInt(report.attempts.length)} attempts`;
+    const datasets = deployments.map((d, i) => ({
+      label: d.deployment, showLine: true, borderColor: PALETTE[i % PALETTE.length],
+      backgroundColor: PALETTE[i % PALETTE.length], pointRadius: 2, borderWidth: 1.5, tension: 0.2,
+      data: report.attempts.filter((a) => a.deployment === d.deployment && a.success)
+        .map((a) => ({ x: Date.parse(a.at), y: a.latencyMs })),
+    }));
+    const failures = report.attempts.filter((a) => !a.success).map((a) => ({ x: Date.parse(a.at), y: a.latencyMs }));
+    const times = report.attempts.map((a) => Date.parse(a.at));
+    if (failures.length) {
+      datasets.push({ label: 'failed', data: failures, showLine: false, pointStyle: 'crossRot', pointRadius: 6,
+        borderColor: '#dc2626', backgroundColor: '#dc2626' });
+    }
+    chart('chart-probe', {
+      type: 'scatter', data: { datasets },
+      options: { responsive: true, maintainAspectRatio: false, animation: false,
+        plugins: { legend: { position: 'bottom', labels: { boxWidth: 12, usePointStyle: true } },
+          tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmtInt(c.parsed.y)} ms` } } },
+        scales: {
+          x: { type: 'linear', min: Math.min(...times), max: Math.max(...times), ticks: { maxTicksLimit: 6, callback: (v) => new Date(v).toLocaleString(undefined,
+            { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' }) },
+          grid: { color: '#eef2f7' } },
+          y: { beginAtZero: true, title: { display: true, text: 'latency (ms)' }, grid: { color: '#eef2f7' } },
+        } },
+    });
+    const ms = (v) => (v === null || v === undefined ? '–' : `${fmtInt(v)} ms`);
+    table('table-probe', [['Deployment'], ['Availability', 'num'], ['p50', 'num'], ['p95', 'num'], ['Status']],
+      deployments.map((d) => {
+        const failing = (d.incident && d.incident.open) || d.consecutiveFailures > 0;
+        const status = d.incident && d.incident.open ? 'Incident' : failing ? 'Failing' : 'Healthy';
+        return el('tr', { 'data-deployment': d.deployment },
+          el('td', {}, d.deployment),
+          el('td', { class: 'num' }, d.availabilityPct === null ? '–' : fmtPct(d.availabilityPct)),
+          el('td', { class: 'num' }, ms(d.latencyP50Ms)),
+          el('td', { class: 'num' }, ms(d.latencyP95Ms)),
+          el('td', {}, el('span', { class: `pill ${failing ? 'bad' : 'ok'}` }, status)));
+      }));
+  }
+
+  // -- the load cycle --------------------------------------------------------------------------
+  function syncUrl(from, to) {
+    const params = new URLSearchParams();
+    if (CODE) params.set('code', CODE);
+    params.set('from', from);
+    params.set('to', to);
+    for (const name of selected) params.append('subscription', name);
+    history.replaceState(null, '', `${location.pathname}?${params}`);
+  }
+
+  async function load() {
+    const from = $('from').value;
+    const to = $('to').value;
+    if (!validDay(from) || !validDay(to)) { showMessage('Pick a valid date range.'); return; }
+    setState('loading');
+    showMessage('');
+    syncUrl(from, to);
+    try {
+      if (!me) {
+        me = await api('/api/access/me');
+        for (const name of me.subscriptions || []) known.add(name);
+      }
+      const query = [['from', from], ['to', to], ['granularity', 'day'], ['groupBy', 'subscription,model'],
+        ['pageSize', '5000'], ...[...selected].map((s) => ['subscription', s])];
+      const usage = await usageAll(query);
+      currency = usage.totals.currency || currency;
+      for (const row of usage.rows) known.add(row.subscriptionId);
+      renderSubscriptionOptions();
+      renderKpis(usage.totals);
+      const subs = renderUsage(usage, from, to);
+      $('footer-range').textContent = `${from} – ${to} (UTC) · ${fmtInt(subs.length)} subscriptions · `
+        + `${fmtInt(usage.rowCount)} rows in ${usage.pages} page${usage.pages === 1 ? '' : 's'}`;
+      await Promise.all([renderQuotas(subs, to), renderProbes(from, to)]);
+      loads += 1;
+      body.dataset.loads = String(loads);
+      setState('ready');
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  function fail(error) {
+    if (error instanceof HttpError && error.status === 401 && AUTH === 'apikey') {
+      sessionStorage.removeItem(KEY_STORE);
+      askForKey('That key was not accepted. Try again.');
+      return;
+    }
+    if (error instanceof HttpError && error.status === 401) {
+      showMessage('This page needs the function key: open it as /api/dashboard?code=<function key>.');
+    } else {
+      showMessage(error.message || String(error));
+    }
+    setState('error');
+  }
+
+  function askForKey(problem) {
+    setState('login');
+    $('login-error').textContent = problem || '';
+    $('signout').hidden = true;
+    const dialog = $('login');
+    if (!dialog.open) dialog.showModal();
+    $('api-key').focus();
+  }
+
+  // -- wiring ------------------------------------------------------------------------------------
+  function start() {
+    const [defaultFrom, defaultTo] = preset('mtd');
+    $('from').value = validDay(pageParams.get('from')) ? pageParams.get('from') : isoDay(defaultFrom);
+    $('to').value = validDay(pageParams.get('to')) ? pageParams.get('to') : isoDay(defaultTo);
+    for (const name of selected) known.add(name);
+    renderSubscriptionOptions();
+    Chart.defaults.font.family = getComputedStyle(document.documentElement).fontFamily;
+    Chart.defaults.color = '#475569';
+
+    $('filters').addEventListener('submit', (event) => {
+      event.preventDefault();
+      $('sub-filter').open = false;
+      load();
+    });
+    for (const button of document.querySelectorAll('[data-preset]')) {
+      button.addEventListener('click', () => {
+        const [from, to] = preset(button.dataset.preset);
+        $('from').value = isoDay(from);
+        $('to').value = isoDay(to);
+        load();
+      });
+    }
+    $('sub-all').addEventListener('click', () => { selected.clear(); renderSubscriptionOptions(); });
+    $('login-form').addEventListener('submit', () => {
+      const key = $('api-key').value.trim();
+      if (!key) return;
+      sessionStorage.setItem(KEY_STORE, key);
+      $('api-key').value = '';
+      $('signout').hidden = false;
+      load();
+    });
+    $('signout').addEventListener('click', () => {
+      sessionStorage.removeItem(KEY_STORE);
+      me = null;
+      askForKey('');
+    });
+
+    if (AUTH === 'apikey' && !sessionStorage.getItem(KEY_STORE)) {
+      askForKey('');
+      return;
+    }
+    $('signout').hidden = AUTH !== 'apikey';
+    load();
+  }
+
+  start();
+})();

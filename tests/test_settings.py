@@ -75,3 +75,19 @@ def test_sample_settings_and_readme_list_every_setting() -> None:
     assert set(sample) - host_settings <= names, f"stale in sample: {set(sample) - host_settings - names}"
     missing = [name for name in names if f"`{name}`" not in readme]
     assert not missing, f"settings missing from the README table: {missing}"
+
+
+@pytest.mark.parametrize("key", ["ROLLUP_SCHEDULE", "PROBE_SCHEDULE"])
+def test_timer_schedules_are_six_field_ncrontab_everywhere(key: str) -> None:
+    """The Functions host reads %KEY% from app settings: with seconds, six fields, in every place."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    sample = json.loads((root / "local.settings.sample.json").read_text())["Values"][key]
+    bicep = re.search(rf"^\s*{key}: '([^']+)'", (root / "infra" / "main.bicep").read_text(), re.M)
+    default = next(spec.default for spec in SETTINGS if spec.name == key)
+    assert bicep is not None
+    for value in (sample, bicep.group(1), default):
+        fields = str(value).split()
+        assert len(fields) == 6, value
+        assert all(re.fullmatch(r"[\d*/,\-]+", field) for field in fields), value

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.core.probe import ProbeAttempt
 from shared.errors import SettingError
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.services.probe import ProbeRunResult
 
 EXIT_FAILED = 1
 
@@ -41,8 +44,6 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
 
 
 def probe(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.composition import probe_service
-
     overrides = {}
     if args.deployment:
         overrides["PROBE_DEPLOYMENTS"] = ",".join(args.deployment)
@@ -53,6 +54,13 @@ def probe(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_overrides(**overrides)
     if not settings.probe_deployments:
         raise SettingError("PROBE_DEPLOYMENTS", "is empty: nothing to probe (or pass --deployment)")
+    return 0 if run_and_print(settings).ok else EXIT_FAILED
+
+
+def run_and_print(settings: Settings) -> ProbeRunResult:
+    """One probe run with its attempts table and summary on stdout."""
+    from shared.composition import probe_service
+
     service = probe_service(settings)
     try:
         result = service.run()
@@ -60,7 +68,7 @@ def probe(args: argparse.Namespace, settings: Settings) -> int:
         service.close()
     print(attempts_table(result.attempts))
     print(result.summary())
-    return 0 if result.ok else EXIT_FAILED
+    return result
 
 
 def attempts_table(attempts: Sequence[ProbeAttempt]) -> str:

@@ -76,8 +76,7 @@ def send_demo_traffic(gateway: DevGateway, seed: int) -> dict[str, Counter[int]]
 
 def run(settings: Settings, gateway: DevGateway, seed: int) -> Settings:
     """Traffic, then a probe run; returns the settings pointing the probe at this gateway."""
-    from shared.composition import probe_service
-    from shared.probe_cli import attempts_table
+    from shared.probe_cli import run_and_print
 
     print(f"dev gateway (APIM stand-in) on {gateway.url}, logging into {gateway.writer.path}")
     statuses = send_demo_traffic(gateway, seed)
@@ -87,13 +86,7 @@ def run(settings: Settings, gateway: DevGateway, seed: int) -> Settings:
     settings = settings.with_overrides(PROBE_ENDPOINT=gateway.url, PROBE_SUBSCRIPTION_KEY=PROBE_KEY,
                                        PROBE_SUBSCRIPTION_ID=PROBE_SUBSCRIPTION, PROBE_DEPLOYMENTS=PROBE_DEPLOYMENTS,
                                        PROBE_STREAM="both")
-    service = probe_service(settings)
-    try:
-        result = service.run()
-    finally:
-        service.close()
-    print(attempts_table(result.attempts))
-    print(result.summary())
+    run_and_print(settings)
     if not gateway.wait_idle(15.0):
         print(f"warning: {gateway.writer.pending} gateway log rows not written yet")
     print(f"gateway log rows written: {gateway.writer.rows_written}")

@@ -13,9 +13,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from shared.core.moments import parse_moment
 from shared.core.probe import (
     IncidentEvent,
     IncidentState,
@@ -226,9 +227,9 @@ def parse_probe_query(deployments: Sequence[str] | None, start: str | None, end:
     ``to`` is exclusive (default: now)."""
     finish = now.astimezone(UTC)
     if end:
-        finish, date_only = _moment("to", end)
+        finish, date_only = parse_moment("to", end)
         finish = finish + timedelta(days=1) if date_only else finish
-    begin = _moment("from", start)[0] if start else finish - DEFAULT_RANGE
+    begin = parse_moment("from", start)[0] if start else finish - DEFAULT_RANGE
     if begin >= finish:
         raise InvalidRequestError("from", f"must be before 'to' ({_iso(begin)} >= {_iso(finish)})")
     if finish - begin > MAX_RANGE:
@@ -236,16 +237,6 @@ def parse_probe_query(deployments: Sequence[str] | None, start: str | None, end:
     names = tuple(dict.fromkeys(d.strip() for d in deployments or () if d.strip()))
     return ProbeQuery(names, begin, finish)
 
-
-def _moment(parameter: str, text: str) -> tuple[datetime, bool]:
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC), True
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequestError(parameter, f"expected an ISO date (YYYY-MM-DD) or datetime, got {text!r}") from None
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)), False
 
 
 def probe_report(store: ProbeRepository, query: ProbeQuery) -> dict[str, object]:

@@ -12,9 +12,10 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared.core.moments import parse_moment
 from shared.core.pricing import Cost, money_text, sum_costs
 from shared.core.usage import COUNTER_NAMES, Counters, Granularity, UsageRow, total
 from shared.errors import InvalidRequestError
@@ -48,17 +49,6 @@ class UsageQuery:
                 and (not self.models or row.key.model in self.models)
                 and (not self.deployments or row.key.deployment in self.deployments))
 
-
-def _parse_moment(parameter: str, text: str) -> tuple[datetime, bool]:
-    """(moment, is_date_only); naive datetimes are taken as UTC."""
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC), True
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequestError(parameter, f"expected an ISO date (YYYY-MM-DD) or datetime, got {text!r}") from None
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)), False
 
 
 def _names(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -97,11 +87,11 @@ def parse_usage_query(subscriptions: Sequence[str] | None, start: str | None, en
     except ValueError:
         raise InvalidRequestError("granularity", f"must be hour, day or month, got {granularity!r}") from None
     if start:
-        begin, _ = _parse_moment("from", start)
+        begin, _ = parse_moment("from", start)
     else:
         begin = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if end:
-        finish, date_only = _parse_moment("to", end)
+        finish, date_only = parse_moment("to", end)
         finish = finish + timedelta(days=1) if date_only else finish
     else:
         finish = now.astimezone(UTC)

@@ -1,0 +1,73 @@
+-- The rollup aggregate of queries/usage_by_subscription.kql, written by hand in DuckDB SQL
+-- (the bench's baseline; bench/rollup_query.py checks both give identical rows).
+WITH llm AS (
+    SELECT "CorrelationId", any_value("ModelName") AS model_name, any_value("DeploymentName") AS deployment_name,
+           max("PromptTokens") AS llm_prompt, max("CompletionTokens") AS llm_completion,
+           max("TotalTokens") AS llm_total, max(CASE WHEN "IsStreamCompletion" THEN 1 ELSE 0 END) AS llm_stream
+    FROM "ApiManagementGatewayLlmLog"
+    WHERE "TimeGenerated" >= $window_start - INTERVAL 15 MINUTE AND "TimeGenerated" < $window_end + INTERVAL 15 MINUTE
+      AND "SequenceNumber" = 0
+    GROUP BY "CorrelationId"
+), requests AS (
+    SELECT g."TimeGenerated", g."ApimSubscriptionId", g."ProductId", g."ResponseCode", g."Url",
+           CAST(g."RequestHeaders" AS VARCHAR) AS headers, l.*,
+           coalesce(l.model_name, '') <> '' AS from_llm,
+           CASE WHEN $usage_source = 'auto' THEN coalesce(g."BackendResponseBody", '') ELSE '' END AS body
+    FROM "ApiManagementGatewayLogs" g LEFT JOIN llm l ON g."CorrelationId" IS NOT DISTINCT FROM l."CorrelationId"
+    WHERE g."TimeGenerated" >= $window_start AND g."TimeGenerated" < $window_end
+      AND (coalesce(l.model_name, '') <> ''
+           OR lower(g."OperationId") IN ('chatcompletions_create', 'completions_create', 'embeddings_create',
+                                         'responses_create', 'response_create', 'createresponse', 'responses_post')
+           OR contains(lower(g."Url"), '/openai/'))
+), parsed AS (
+    SELECT *, CASE WHEN usage_text <> '' THEN TRY_CAST(usage_text AS JSON) END AS usage
+    FROM (SELECT *, regexp_extract(body, '"usage"\s*:\s*(\{[^{}]*(\{[^{}]*\}[^{}]*)*\})', 1) AS usage_text
+          FROM requests)
+), body AS (
+    SELECT *, coalesce(body_prompt_raw, 0) AS body_prompt,
+           coalesce(TRY_CAST(usage->>'$.completion_tokens' AS BIGINT), TRY_CAST(usage->>'$.output_tokens' AS BIGINT), 0)
+               AS body_completion,
+           coalesce(TRY_CAST(usage->>'$.prompt_tokens_details.cached_tokens' AS BIGINT),
+                    TRY_CAST(usage->>'$.input_tokens_details.cached_tokens' AS BIGINT), 0) AS body_cached,
+           regexp_extract(body, '"model"\s*:\s*"([^"]+)"', 1) AS body_model,
+           lower(body) LIKE 'data:%' AS body_streamed
+    FROM (SELECT *, coalesce(TRY_CAST(usage->>'$.prompt_tokens' AS BIGINT),
+                             TRY_CAST(usage->>'$.input_tokens' AS BIGINT)) AS body_prompt_raw FROM parsed)
+), flags AS (
+    SELECT *, NOT from_llm AND body_valid AS from_body FROM (
+        SELECT *, body_prompt_raw IS NOT NULL AND body_prompt >= 0 AND body_completion >= 0 AND body_total >= 0 AND body_prompt < 1000000000 AND body_completion < 1000000000 AND body_total < 1000000000
+                  AS body_valid
+        FROM (SELECT *, coalesce(TRY_CAST(usage->>'$.total_tokens' AS BIGINT),
+                                 CASE WHEN body_prompt BETWEEN 0 AND 999999999 AND body_completion BETWEEN 0 AND 999999999
+                                      THEN body_prompt + body_completion ELSE -1 END) AS body_total FROM body))
+), classified AS (
+    SELECT *,
+           CASE WHEN from_llm THEN llm_stream = 1 ELSE body_streamed END AS streamed,
+           "ResponseCode" >= 200 AND "ResponseCode" < 300 AND NOT (from_llm OR from_body) AS unmetered,
+           ($probe_subscription <> '' AND "ApimSubscriptionId" = $probe_subscription)
+               OR ($probe_header <> '' AND contains(lower(headers), lower('"' || $probe_header || '"'))) AS is_probe
+    FROM flags
+)
+SELECT date_trunc('hour', "TimeGenerated") AS "PeriodStart",
+       CASE WHEN is_probe THEN 'synthetic-probe' WHEN coalesce("ApimSubscriptionId", '') = '' THEN 'unattributed'
+            ELSE "ApimSubscriptionId" END AS "SubscriptionId",
+       "ProductId",
+       CASE WHEN from_llm THEN model_name WHEN body_model <> '' THEN body_model ELSE 'unknown' END AS "Model",
+       CASE WHEN coalesce(deployment_name, '') <> '' THEN deployment_name
+            WHEN regexp_extract("Url", '/deployments/([^/?]+)', 1) <> ''
+                THEN regexp_extract("Url", '/deployments/([^/?]+)', 1)
+            ELSE 'unknown' END AS "Deployment",
+       count(*) AS "Requests",
+       sum(CASE WHEN from_llm THEN llm_prompt WHEN from_body THEN body_prompt ELSE 0 END) AS "PromptTokens",
+       sum(CASE WHEN from_llm THEN llm_completion WHEN from_body THEN body_completion ELSE 0 END) AS "CompletionTokens",
+       sum(CASE WHEN from_llm THEN llm_total WHEN from_body THEN body_total ELSE 0 END) AS "TotalTokens",
+       sum(CASE WHEN body_valid THEN body_cached ELSE 0 END) AS "CachedTokens",
+       count(*) FILTER (WHERE streamed) AS "StreamedRequests",
+       count(*) FILTER (WHERE "ResponseCode" >= 400) AS "ErrorRequests",
+       count(*) FILTER (WHERE unmetered) AS "UnmeteredRequests",
+       count(*) FILTER (WHERE unmetered AND streamed) AS "UnmeteredStreamed",
+       count(*) FILTER (WHERE unmetered AND body <> ''
+                        AND NOT CASE WHEN body_streamed THEN contains(lower(body), '[done]')
+                                     ELSE regexp_matches(body, '\}\s*$') END) AS "UnmeteredTruncated"
+FROM classified
+GROUP BY ALL

@@ -73,7 +73,7 @@ def run(tiny: bool = False) -> list[Result]:
     say(f"{gateway / seconds:,.0f} requests/s end to end; {written / seconds:,.0f} usage rows/s written; "
         f"queries {source.seconds:.1f}s ({source.seconds / seconds:.0%}), Table Storage {storage:.1f}s "
         f"({storage / seconds:.0%}: {result.hourly_rows_written:,} hourly rows upserted, "
-        f"{result.derived_rows_written:,} day/month rows derived from per-subscription-day reads)")
+        f"{result.derived_rows_written:,} day/month rows derived: whole days from the chunk, months once at the end)")
     return [
         Result("backfill throughput (requests/s, end to end)", gateway / seconds, "/s",
                detail=f"{gateway:,} requests, {days} days x {subscriptions} subscriptions in {seconds:.1f}s; "

@@ -165,7 +165,7 @@ def test_crash_mid_write_then_rerun_completes_without_double_counting(
         loaded: Settings, traffic: demo_data.DemoTraffic, azurite) -> None:  # type: ignore[no-untyped-def]
     now = DEMO_END + timedelta(minutes=5)
     real = table_store(loaded)
-    crashing = FailingAfter(real, budget=3)
+    crashing = FailingAfter(real, budget=2)  # hours and days of the first chunk, then dies
     svc = RollupService(rollup_service(loaded).source, crashing, real, lookback=timedelta(hours=30),
                         ingestion_delay=timedelta(minutes=5), max_chunk=timedelta(hours=6), clock=lambda: now)
     with pytest.raises(StorageError, match="simulated"):

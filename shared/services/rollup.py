@@ -97,13 +97,19 @@ class RollupService:
 
     def backfill(self, start: datetime, end: datetime, progress: Progress | None = None) -> RollupResult:
         """An explicit range (rows older than the lookback); the watermark is left alone."""
-        return self._process(backfill_window(start, end), progress)
+        return self._process(backfill_window(start, end), progress, months_per_chunk=False)
 
     def chunks(self, start: datetime, end: datetime) -> list[Window]:
         return list(split(backfill_window(start, end), self.max_chunk))
 
-    def _process(self, window: Window, chunk_done: Progress | None) -> RollupResult:
-        """Each chunk: query, upsert its hours, re-derive its days and months, then ``chunk_done``."""
+    def _process(self, window: Window, chunk_done: Progress | None, *,
+                 months_per_chunk: bool = True) -> RollupResult:
+        """Each chunk: query, upsert its hours, re-derive its days (and months), then ``chunk_done``.
+
+        The scheduled run derives months per chunk, because its watermark moves per chunk; a
+        backfill (no watermark: a failed one is simply rerun) derives each touched month once, at
+        the end, instead of once per chunk.
+        """
         began = time.monotonic()
         query = load(USAGE_QUERIES[self.usage_source])
         # Each query file gets the values it declares (the body-only query has no usage_source).
@@ -111,30 +117,48 @@ class RollupService:
         options = {"usage_source": self.usage_source, **self.probe}
         extra = {name: value for name, value in options.items() if name in declared}
         queries = rows_read = hourly_written = derived_written = 0
+        months: set[tuple[str, datetime]] = set()
         for chunk in split(window, self.max_chunk):
             records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end, **extra})
             rows = usage_rows(records)
             hourly_written += self.usage.upsert(rows)
-            derived_written += self._derive(rows)
+            day_rows = self._derive_days(rows, chunk)
+            derived_written += self.usage.upsert(day_rows)
+            touched = touched_periods(day_rows, Granularity.MONTH)
+            if months_per_chunk:
+                derived_written += self._derive_months(touched)
+            else:
+                months |= touched
             queries += 1
             rows_read += len(records)
             if chunk_done:
                 chunk_done(chunk)
+        derived_written += self._derive_months(months)
         return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began)
 
-    def _derive(self, hourly: list[UsageRow]) -> int:
-        """Recompute the day rows of touched days from stored hours, then month rows from days."""
-        written = 0
+    def _derive_days(self, hourly: list[UsageRow], chunk: Window) -> list[UsageRow]:
+        """Day rows of the days ``hourly`` touches.
+
+        A day the chunk covers entirely is summed from the chunk's own hours (the query just
+        recomputed all of them); a day it covers in part is summed from the stored hours.
+        """
+        fresh: dict[tuple[str, datetime], list[UsageRow]] = {}
+        for row in hourly:
+            fresh.setdefault((row.subscription_id, Granularity.DAY.period_start(row.period_start)), []).append(row)
         days: list[UsageRow] = []
-        for subscription, day in sorted(touched_periods(hourly, Granularity.DAY)):
-            stored = self.usage.read(subscription, Granularity.HOUR, day, day + timedelta(days=1))
-            day_rows = merge(stored, Granularity.DAY)
-            written += self.usage.upsert(day_rows)
-            days.extend(day_rows)
-        for subscription, month in sorted(touched_periods(days, Granularity.MONTH)):
+        for (subscription, day), rows in sorted(fresh.items(), key=lambda item: item[0]):
+            if not (chunk.start <= day and day + timedelta(days=1) <= chunk.end):
+                rows = self.usage.read(subscription, Granularity.HOUR, day, day + timedelta(days=1))
+            days.extend(merge(rows, Granularity.DAY))
+        return days
+
+    def _derive_months(self, months: set[tuple[str, datetime]]) -> int:
+        """Month rows recomputed from the stored day rows of each touched (subscription, month)."""
+        month_rows: list[UsageRow] = []
+        for subscription, month in sorted(months):
             stored = self.usage.read(subscription, Granularity.DAY, month, _next_month(month))
-            written += self.usage.upsert(merge(stored, Granularity.MONTH))
-        return written
+            month_rows.extend(merge(stored, Granularity.MONTH))
+        return self.usage.upsert(month_rows)
 
 
 def _next_month(month: datetime) -> datetime:

@@ -67,3 +67,27 @@ def test_queries_check_command(settings_file: Path, capsys: pytest.CaptureFixtur
     assert main(["--settings", str(settings_file), "queries", "check"]) == 0
     out = capsys.readouterr().out
     assert "usage_by_subscription.kql" in out and "TotalTokens" in out
+
+
+def test_local_run_summary_shows_cost(settings: Settings, tmp_path: Path) -> None:
+    """The local run's per-subscription table prices each day at its own price (EUR test file)."""
+    from decimal import Decimal
+
+    from shared.core.usage import Counters, UsageKey, UsageRow
+    from shared.devtools.demo_run import summary_table
+    from tests.billing_support import ALPHA_NEW, ALPHA_OLD, expected_cost, with_prices
+
+    priced = with_prices(settings, tmp_path)
+    rows = [UsageRow(Granularity.DAY, datetime(2026, 11, day, tzinfo=UTC), UsageKey("team-x", "", "alpha", "d"),
+                     Counters(requests=1, prompt_tokens=1_000_000, cached_tokens=200_000, completion_tokens=10_000,
+                              total_tokens=1_010_000)) for day in (15, 16)]
+    rows.append(UsageRow(Granularity.DAY, datetime(2026, 11, 16, tzinfo=UTC), UsageKey("team-y", "", "nope", "d"),
+                         Counters(requests=1, prompt_tokens=5, total_tokens=5)))
+    table_store(priced).upsert(rows)
+    text = summary_table(priced, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    want = (expected_cost(1_000_000, 200_000, 10_000, ALPHA_OLD)
+            + expected_cost(1_000_000, 200_000, 10_000, ALPHA_NEW)).quantize(Decimal("0.01"))
+    team_x = next(line for line in text.splitlines() if line.startswith("team-x"))
+    assert team_x.split()[-1] == str(want) and "cost EUR" in text
+    assert next(line for line in text.splitlines() if line.startswith("team-y")).endswith("*")
+    assert "without a price" in text

@@ -40,21 +40,31 @@ def write_demo_workspace(path: Path, seed: int, days: int, end: datetime | None 
 
 
 def summary_table(settings: Settings, start: datetime, end: datetime) -> str:
-    """Per-subscription totals over ``[start, end)`` read back from Table Storage."""
+    """Per-subscription totals and cost over ``[start, end)`` read back from Table Storage."""
+    from shared.composition import price_catalog
+    from shared.core.pricing import Cost, display, row_cost
+
     rows = table_store(settings).read_all(Granularity.DAY, start, end)
-    by_sub: dict[str, Counters] = {}
+    prices = price_catalog(settings).current()
+    by_sub: dict[str, tuple[Counters, Cost]] = {}
     for row in rows:
-        by_sub[row.subscription_id] = by_sub.get(row.subscription_id, Counters()) + row.counters
+        counters, cost = by_sub.get(row.subscription_id, (Counters(), Cost()))
+        by_sub[row.subscription_id] = (counters + row.counters, cost + row_cost(row, prices))
     header = (f"{'subscription':<20}{'requests':>10}{'prompt':>12}{'completion':>12}{'total':>12}"
-              f"{'errors':>8}{'unmetered':>11}")
+              f"{'errors':>8}{'unmetered':>11}{'cost ' + prices.currency:>14}")
     lines = [header, "-" * len(header)]
-    for sub, c in sorted(by_sub.items(), key=lambda item: -item[1].total_tokens):
-        lines.append(f"{sub:<20}{c.requests:>10}{c.prompt_tokens:>12}{c.completion_tokens:>12}"
-                     f"{c.total_tokens:>12}{c.error_requests:>8}{c.unmetered_requests:>11}")
-    t = total(rows)
+
+    def line(name: str, c: Counters, cost: Cost) -> str:
+        unpriced = "*" if cost.unpriced_tokens else " "
+        return (f"{name:<20}{c.requests:>10}{c.prompt_tokens:>12}{c.completion_tokens:>12}{c.total_tokens:>12}"
+                f"{c.error_requests:>8}{c.unmetered_requests:>11}{display(cost.amount):>13}{unpriced}")
+
+    for sub, (counters, cost) in sorted(by_sub.items(), key=lambda item: -item[1][0].total_tokens):
+        lines.append(line(sub, counters, cost))
     lines.append("-" * len(header))
-    lines.append(f"{'TOTAL':<20}{t.requests:>10}{t.prompt_tokens:>12}{t.completion_tokens:>12}"
-                 f"{t.total_tokens:>12}{t.error_requests:>8}{t.unmetered_requests:>11}")
+    lines.append(line("TOTAL", total(rows), sum((c for _, c in by_sub.values()), Cost())))
+    if any(cost.unpriced_tokens for _, cost in by_sub.values()):
+        lines.append("* has tokens of a model without a price (reported as unpriced, not as zero cost)")
     return "\n".join(lines)
 
 

@@ -76,6 +76,9 @@ def next_month(month: datetime) -> datetime:
     return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+SINGLE_PARTITION_READS = 20  # above this many subscriptions, month costs read days in one range query
+
+
 def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: PriceTable) -> list[Cost]:
     """One cost per row.  Hour and day rows are priced on their date; a month row is the sum of
     its day rows' costs, because a price may change in the middle of a month."""
@@ -83,10 +86,18 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
     day_costs: dict[tuple[datetime, str, str, str, str], Cost] = {}
     if months:
         first, last = min(r.period_start for r in months), max(r.period_start for r in months)
-        for subscription in sorted({r.subscription_id for r in months}):
-            for day in repository.read(subscription, Granularity.DAY, first, next_month(last)):
-                slot = (Granularity.MONTH.period_start(day.period_start), *_key(day))
-                day_costs[slot] = day_costs.get(slot, Cost()) + row_cost(day, table)
+        subscriptions = {r.subscription_id for r in months}
+        if len(subscriptions) > SINGLE_PARTITION_READS:
+            # Many subscriptions (a finance report): one RowKey-range query beats a read per partition
+            # (1,000 single-partition reads measured 27 s for one month's CSV).
+            days = [d for d in repository.read_all(Granularity.DAY, first, next_month(last))
+                    if d.subscription_id in subscriptions]
+        else:
+            days = [d for subscription in sorted(subscriptions)
+                    for d in repository.read(subscription, Granularity.DAY, first, next_month(last))]
+        for day in days:
+            slot = (Granularity.MONTH.period_start(day.period_start), *_key(day))
+            day_costs[slot] = day_costs.get(slot, Cost()) + row_cost(day, table)
     costs = []
     for row in rows:
         if row.granularity is not Granularity.MONTH:

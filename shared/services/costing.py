@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from shared.core.pricing import (
     Cost,
+    Price,
     PriceFileError,
     PriceTable,
     display,
@@ -35,6 +37,9 @@ from shared.services.report import _csv_safe, report_csv
 DEFAULT_PRICES = Path(__file__).resolve().parent.parent / "pricing" / "prices.default.json"
 
 
+OVERRIDES_TTL_SECONDS = 60.0
+
+
 class PriceCatalog:
     """The price file (parsed once per change of the file) with the table overrides on top."""
 
@@ -43,6 +48,7 @@ class PriceCatalog:
         self._custom = path is not None
         self._overrides = overrides
         self._cache: tuple[float, PriceTable] | None = None
+        self._overrides_cache: tuple[float, list[tuple[Price, str]]] | None = None
 
     def file_table(self) -> PriceTable:
         try:
@@ -61,7 +67,12 @@ class PriceCatalog:
         table = self.file_table()
         if self._overrides is None:
             return table
-        overrides = self._overrides.list_prices()
+        # The override table is read at most once a minute per process: every report needs prices,
+        # and a table round trip per request was a third of a one-subscription report's latency.
+        now = time.monotonic()
+        if self._overrides_cache is None or now - self._overrides_cache[0] > OVERRIDES_TTL_SECONDS:
+            self._overrides_cache = (now, list(self._overrides.list_prices()))
+        overrides = self._overrides_cache[1]
         foreign = sorted({currency for _, currency in overrides if currency != table.currency})
         if foreign:
             raise ChargebackError(f"the prices table holds prices in {', '.join(foreign)} but the price file is in "
@@ -82,7 +93,9 @@ SINGLE_PARTITION_READS = 20  # above this many subscriptions, month costs read d
 def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: PriceTable) -> list[Cost]:
     """One cost per row.  Hour and day rows are priced on their date; a month row is the sum of
     its day rows' costs, because a price may change in the middle of a month."""
-    months = [row for row in rows if row.granularity is Granularity.MONTH]
+    # Pricing is linear in tokens: a month whose price does not change inside it is priced as a
+    # whole, exactly. Only months with a price change need their day rows.
+    months = [row for row in rows if row.granularity is Granularity.MONTH and _price_changes_inside(row, table)]
     day_costs: dict[tuple[datetime, str, str, str, str], Cost] = {}
     if months:
         first, last = min(r.period_start for r in months), max(r.period_start for r in months)
@@ -113,10 +126,15 @@ def _key(row: UsageRow) -> tuple[str, str, str, str]:
     return (row.key.subscription_id, row.key.product_id, row.key.model, row.key.deployment)
 
 
+def _price_changes_inside(row: UsageRow, table: PriceTable) -> bool:
+    start, end = row.period_start.date(), next_month(row.period_start).date()
+    return any(start < changed < end for changed in table.change_dates(row.key.model))
+
+
 def _month_without_days(row: UsageRow, table: PriceTable) -> Cost:
     """A month row with no stored day rows: priced only if no price change falls inside the month."""
-    start, end = row.period_start, next_month(row.period_start)
-    if any(start.date() < changed < end.date() for changed in table.change_dates(row.key.model)):
+    start = row.period_start
+    if _price_changes_inside(row, table):
         tokens = row.counters.total_tokens
         return Cost(unpriced_tokens=tokens, unpriced_models=frozenset({row.key.model}) if tokens else frozenset())
     return row_cost(UsageRow(Granularity.DAY, start, row.key, row.counters), table)

@@ -9,10 +9,8 @@ Every filter is parameterized; no value is ever formatted into filter text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from functools import partial
-from itertools import groupby
 from typing import Any, TypeVar
 
 from shared.adapters.tables import TableStore
@@ -21,7 +19,6 @@ from shared.core.probe import IncidentState, ProbeAttempt
 from shared.errors import StorageError
 
 T = TypeVar("T")
-MAX_TRANSACTION = 100
 STATE_PARTITION = "incident"
 
 
@@ -121,17 +118,7 @@ class ProbeStore:
         return self._tables.call(operation)
 
     def add(self, attempts: Iterable[ProbeAttempt]) -> int:
-        from azure.data.tables import UpdateMode
-
-        table = self._table(self.probes_table)
-        entities = sorted((attempt_entity(a) for a in attempts), key=lambda e: (e["PartitionKey"], e["RowKey"]))
-        written = 0
-        for _, partition in groupby(entities, key=lambda e: e["PartitionKey"]):
-            for chunk in _chunks(list(partition), MAX_TRANSACTION):
-                operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
-                self._call(partial(table.submit_transaction, operations))
-                written += len(chunk)
-        return written
+        return self._tables.replace_entities(self.probes_table, (attempt_entity(a) for a in attempts))
 
     def attempts(self, deployments: Iterable[str] | None, start: datetime, end: datetime) -> list[ProbeAttempt]:
         """Attempts started in ``[start, end)``, of the given deployments (None = all), oldest first."""
@@ -184,8 +171,3 @@ class ProbeStore:
         entities = self._call(lambda: list(table.query_entities("PartitionKey eq @pk",
                                                                 parameters={"pk": STATE_PARTITION})))
         return {str(e.get("Deployment")): state_from(e) for e in entities}
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]

@@ -100,12 +100,16 @@ class TableStore:
 
     # -- usage ------------------------------------------------------------------------------------
     def upsert(self, rows: Iterable[UsageRow]) -> int:
+        return self.replace_entities(self.usage_table, (usage_entity(row) for row in rows))
+
+    def replace_entities(self, table_name: str, entities: Iterable[dict[str, Any]]) -> int:
+        """Upsert (replace) entities in transactions of at most 100 of one partition (the service limit)."""
         from azure.data.tables import UpdateMode
 
-        table = self.table(self.usage_table)
-        entities = sorted((usage_entity(row) for row in rows), key=lambda e: (e["PartitionKey"], e["RowKey"]))
+        table = self.table(table_name)
+        ordered = sorted(entities, key=lambda e: (e["PartitionKey"], e["RowKey"]))
         written = 0
-        for _, partition in groupby(entities, key=lambda e: e["PartitionKey"]):
+        for _, partition in groupby(ordered, key=lambda e: e["PartitionKey"]):
             for chunk in _chunks(list(partition), MAX_TRANSACTION):
                 operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
                 self.call(partial(table.submit_transaction, operations))

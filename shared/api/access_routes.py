@@ -7,7 +7,6 @@ whose grant has the role ``admin``.  Also ``chargeback access grant|revoke|list`
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Request
@@ -15,8 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shared.api.auth import access_store, caller_scope, require_access_admin
+from shared.api.bodies import json_object
 from shared.core.access import MAX_PRINCIPAL, Scope, grant_from_body, grant_json, normalize_principal
-from shared.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from shared.api.app import AppContext
@@ -56,12 +55,7 @@ def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
              openapi_extra={"requestBody": GRANT_BODY},
              summary="Create or replace a principal's grant (object id or UPN): reader of subscriptions, or admin")
     async def put_grant(principal: Annotated[str, PRINCIPAL], request: Request) -> JSONResponse:
-        try:
-            body = json.loads(await request.body() or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidRequestError("body", "must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise InvalidRequestError("body", 'must be a JSON object like {"subscriptions": ["team-a"]}')
+        body = await json_object(request, '{"subscriptions": ["team-a"]}')
         grant = grant_from_body(principal, body)
         await run_in_threadpool(access_store(context).put, grant)
         return JSONResponse(grant_json(grant))

@@ -10,7 +10,6 @@ default that applies to them) and their alerts.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shared.api.auth import caller_scope
+from shared.api.bodies import json_object
 from shared.core.access import Scope
 from shared.core.alerting import STATUSES, alert_document
 from shared.core.quotas import (
@@ -119,12 +119,7 @@ def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
     @app.put("/api/quotas/{subscription}", dependencies=admin_only, responses=errors, openapi_extra={
         "requestBody": QUOTA_BODY}, summary="Create or replace the quota of a subscription (* = default) for a period")
     async def put_quota(subscription: str, request: Request) -> JSONResponse:
-        try:
-            body = json.loads(await request.body() or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidRequestError("body", "must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise InvalidRequestError("body", 'must be a JSON object like {"period": "month", "tokens": 1000000}')
+        body = await json_object(request, '{"period": "month", "tokens": 1000000}')
         quota = quota_from_body(subscription, body)
         await run_in_threadpool(quotas().put, quota)
         return JSONResponse(quota_json(quota))

@@ -47,7 +47,7 @@ def valid_usage(usage: dict[str, Any]) -> bool:
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 0:
         return False
-    completion = usage.get("completion_tokens", 0)
+    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
     total = usage.get("total_tokens", prompt + (completion if isinstance(completion, int) else 0))
     return all(not isinstance(v, int) or 0 <= v < 10**9 for v in (prompt, completion, total))
 
@@ -90,14 +90,15 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
         streamed = bool(tokens["IsStreamCompletion"]) if tokens else body.startswith("data:")
         c["streamed_requests"] += streamed
         if usage is not None:
-            c["cached_tokens"] += (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+            details = usage.get("prompt_tokens_details", usage.get("input_tokens_details")) or {}
+            c["cached_tokens"] += details.get("cached_tokens", 0)
         if tokens:
             c["prompt_tokens"] += tokens["PromptTokens"]
             c["completion_tokens"] += tokens["CompletionTokens"]
             c["total_tokens"] += tokens["TotalTokens"]
-        elif usage is not None:
-            c["prompt_tokens"] += usage.get("prompt_tokens", 0)
-            c["completion_tokens"] += usage.get("completion_tokens", 0)
+        elif usage is not None:  # chat/completions names, else the Responses API's
+            c["prompt_tokens"] += usage.get("prompt_tokens", usage.get("input_tokens", 0))
+            c["completion_tokens"] += usage.get("completion_tokens", usage.get("output_tokens", 0))
             c["total_tokens"] += usage.get("total_tokens", 0)
         elif 200 <= g["ResponseCode"] < 300:
             c["unmetered_requests"] += 1

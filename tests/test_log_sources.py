@@ -77,6 +77,9 @@ def edge_cases() -> demo_data.DemoTraffic:
     llm = {"ModelName": "gpt-4o-llm", "DeploymentName": "dep-edge", "PromptTokens": 100, "CompletionTokens": 50,
            "TotalTokens": 150, "IsStreamCompletion": True}
     request("ChatCompletions_Create", whole, llm={**llm, "chunks": 3})
+    # the Responses API names its counts input/output_tokens
+    request("Responses_Create", json.dumps({"model": "gpt-4o-resp", "object": "response", "usage": {
+        "input_tokens": 40, "input_tokens_details": {"cached_tokens": 8}, "output_tokens": 9, "total_tokens": 49}}))
     # probe traffic, by marker header and by dedicated subscription
     request("ChatCompletions_Create", whole, headers={"x-chargeback-probe": "1"})
     request("ChatCompletions_Create", whole, subscription="probe-sub")
@@ -118,6 +121,9 @@ def test_edge_cases_are_counted_as_the_issue_says(settings: Settings) -> None:
     assert body["unmetered_requests"] == 3 and body["unmetered_truncated"] == 1 and body["unmetered_streamed"] == 1
     assert unknown["unmetered_requests"] == 3 and unknown["error_requests"] == 1
     assert body["unmetered_requests"] + unknown["unmetered_requests"] == 6  # + the negative-count body
+    responses = edge["gpt-4o-resp"]
+    assert (responses["prompt_tokens"], responses["completion_tokens"], responses["total_tokens"],
+            responses["cached_tokens"], responses["unmetered_requests"]) == (40, 9, 49, 8, 0)
     probes = {k[3]: v for k, v in got.items() if k[1] == "synthetic-probe"}
     assert probes["gpt-4o-edge"]["requests"] == 2
     assert not any(k[1] == "probe-sub" for k in got)

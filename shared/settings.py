@@ -134,6 +134,11 @@ def _non_negative_minutes(key: str, raw: str) -> timedelta:
     return timedelta(minutes=value)
 
 
+def _comma_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated values, trimmed, empty ones and repeats dropped, in order."""
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+
 def _choice(key: str, raw: str, choices: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in choices:
@@ -272,7 +277,7 @@ class Settings:
     def probe_deployments(self) -> tuple[str, ...]:
         """Empty when PROBE_DEPLOYMENTS is not set: the probe is off."""
         raw = self.optional("PROBE_DEPLOYMENTS") or ""
-        names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+        names = _comma_list(raw)
         for name in names:
             if any(ch in name for ch in "/?#") or not name.isprintable():
                 raise SettingError("PROBE_DEPLOYMENTS", f"not a deployment name: {name!r}")
@@ -366,7 +371,7 @@ class Settings:
     def _urls(self, key: str) -> tuple[str, ...]:
         from urllib.parse import urlsplit
 
-        urls = tuple(dict.fromkeys(u.strip() for u in (self._optional_secret(key) or "").split(",") if u.strip()))
+        urls = _comma_list(self._optional_secret(key) or "")
         for index, url in enumerate(urls, start=1):
             parts = urlsplit(url)
             local = parts.hostname in ("127.0.0.1", "localhost", "::1")

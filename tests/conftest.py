@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from shared.devtools.azurite_process import AzuriteProcess
-from shared.settings import Settings
+from shared.settings import SETTINGS, Settings
 
 # Fixed so expected numbers never depend on the day the tests run.
 DEMO_END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
@@ -35,6 +37,25 @@ def make_settings(workspace: Path, connection_string: str, **overrides: str) -> 
     }
     values.update(overrides)
     return Settings(values)
+
+
+@contextmanager
+def process_environment(settings: Settings) -> Iterator[None]:
+    """Functions read their settings from the process environment, as in Azure: set exactly
+    ``settings`` (every registry key not in it removed) and restore the environment after."""
+    keys = [spec.name for spec in SETTINGS]
+    saved = {k: os.environ.get(k) for k in keys}
+    for key in keys:
+        os.environ.pop(key, None)
+    os.environ.update(settings._values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -25,8 +23,9 @@ from shared.core.quotas import make_quota
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 from shared.errors import AlertRunError, EnforcementError
 from shared.services.alerts import AlertService
-from shared.settings import SETTINGS, Settings
+from shared.settings import Settings
 from tests.billing_support import Receiver, call, expected_cost, with_prices
+from tests.conftest import process_environment
 
 APIM_ID = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim1"
 S, E = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
@@ -397,24 +396,6 @@ def test_cli_rollup_then_alerts_end_to_end(settings: Settings, tmp_path: Path, r
     assert main(["--settings", str(path), "alerts", "list", "--status", "lost"]) == 2
 
 
-@contextmanager
-def environment(settings: Settings) -> Iterator[None]:
-    """The timer reads the process environment, as in Azure."""
-    keys = [spec.name for spec in SETTINGS]
-    saved = {k: os.environ.get(k) for k in keys}
-    for key in keys:
-        os.environ.pop(key, None)
-    os.environ.update(settings._values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def test_timer_fails_visibly_after_the_rollup_completed(settings: Settings,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     from azure.functions.timer import TimerRequest
@@ -426,7 +407,7 @@ def test_timer_fails_visibly_after_the_rollup_completed(settings: Settings,
     write_demo_workspace(settings.local_workspace_path, seed=3, days=1, end=now + timedelta(hours=1))
     # the blueprint's function itself: indexing function_app twice in one process is refused
     rollup = rollup_timer.rollup._function.get_user_function()
-    with environment(settings.with_overrides(ALERT_THRESHOLDS="fifty")), caplog.at_level("INFO"), \
+    with process_environment(settings.with_overrides(ALERT_THRESHOLDS="fifty")), caplog.at_level("INFO"), \
             pytest.raises(Exception, match="ALERT_THRESHOLDS"):
         rollup(TimerRequest())
     assert "rollup done:" in caplog.text and "quota alerts failed" in caplog.text

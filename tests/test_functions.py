@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -17,8 +16,8 @@ from azure.functions.timer import TimerRequest
 from shared.composition import table_store
 from shared.core.usage import Granularity
 from shared.devtools.demo_run import write_demo_workspace
-from shared.settings import SETTINGS, Settings
-from tests.conftest import TEST_API_KEY
+from shared.settings import Settings
+from tests.conftest import TEST_API_KEY, process_environment
 
 
 @cache
@@ -32,19 +31,8 @@ def functions() -> dict[str, Any]:
 @pytest.fixture
 def app_environment(settings: Settings) -> Iterator[Settings]:
     """The function reads its settings from the process environment, as in Azure."""
-    keys = [spec.name for spec in SETTINGS]
-    saved = {k: os.environ.get(k) for k in keys}
-    for key in keys:
-        os.environ.pop(key, None)
-    os.environ.update({k: v for k, v in settings._values.items()})
-    try:
+    with process_environment(settings):
         yield settings
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_indexed_bindings() -> None:

@@ -24,28 +24,37 @@ WITH llm AS (
     FROM (SELECT *, regexp_extract(body, '"usage"\s*:\s*(\{[^{}]*(\{[^{}]*\}[^{}]*)*\})', 1) AS usage_text
           FROM requests)
 ), body AS (
-    SELECT *, coalesce(body_prompt_raw, 0) AS body_prompt,
-           coalesce(TRY_CAST(usage->>'$.completion_tokens' AS BIGINT), TRY_CAST(usage->>'$.output_tokens' AS BIGINT), 0)
-               AS body_completion,
-           coalesce(TRY_CAST(usage->>'$.prompt_tokens_details.cached_tokens' AS BIGINT),
-                    TRY_CAST(usage->>'$.input_tokens_details.cached_tokens' AS BIGINT), 0) AS body_cached,
-           regexp_extract(body, '"model"\s*:\s*"([^"]+)"', 1) AS body_model,
-           lower(body) LIKE 'data:%' AS body_streamed
-    FROM (SELECT *, coalesce(TRY_CAST(usage->>'$.prompt_tokens' AS BIGINT),
-                             TRY_CAST(usage->>'$.input_tokens' AS BIGINT)) AS body_prompt_raw FROM parsed)
+    SELECT *, coalesce(body_total_raw, body_prompt + body_completion) AS body_total
+    FROM (SELECT *,
+                 coalesce(CASE WHEN usage IS NOT NULL THEN coalesce(TRY_CAST(usage->>'$.prompt_tokens' AS DOUBLE),
+                                                                    TRY_CAST(usage->>'$.input_tokens' AS DOUBLE)) END, -1)
+                     AS body_prompt,
+                 coalesce(CASE WHEN usage IS NOT NULL THEN coalesce(TRY_CAST(usage->>'$.completion_tokens' AS DOUBLE),
+                                                                    TRY_CAST(usage->>'$.output_tokens' AS DOUBLE)) END, 0)
+                     AS body_completion,
+                 CASE WHEN usage IS NOT NULL THEN coalesce(TRY_CAST(usage->>'$.prompt_tokens_details.cached_tokens' AS DOUBLE),
+                                                           TRY_CAST(usage->>'$.input_tokens_details.cached_tokens' AS DOUBLE)) END
+                     AS body_cached_raw,
+                 CASE WHEN usage IS NOT NULL THEN TRY_CAST(usage->>'$.total_tokens' AS DOUBLE) END AS body_total_raw,
+                 regexp_extract(body, '"model"\s*:\s*"([^"]+)"', 1) AS body_model,
+                 starts_with(body, 'data:') AS body_streamed
+          FROM parsed)
 ), flags AS (
-    SELECT *, NOT from_llm AND body_valid AS from_body FROM (
-        SELECT *, body_prompt_raw IS NOT NULL AND body_prompt >= 0 AND body_completion >= 0 AND body_total >= 0 AND body_prompt < 1000000000 AND body_completion < 1000000000 AND body_total < 1000000000
-                  AS body_valid
-        FROM (SELECT *, coalesce(TRY_CAST(usage->>'$.total_tokens' AS BIGINT),
-                                 CASE WHEN body_prompt BETWEEN 0 AND 999999999 AND body_completion BETWEEN 0 AND 999999999
-                                      THEN body_prompt + body_completion ELSE -1 END) AS body_total FROM body))
+    SELECT *, NOT from_llm AND body_valid AS from_body,
+           CASE WHEN body_valid AND body_cached_raw BETWEEN 0 AND 999999999 AND round(body_cached_raw) = body_cached_raw
+                THEN body_cached_raw ELSE 0 END AS body_cached
+    FROM (SELECT *, body_prompt BETWEEN 0 AND 999999999 AND round(body_prompt) = body_prompt
+                    AND body_completion BETWEEN 0 AND 999999999 AND round(body_completion) = body_completion
+                    AND body_total BETWEEN 0 AND 999999999 AND round(body_total) = body_total AS body_valid
+          FROM body)
 ), classified AS (
     SELECT *,
            CASE WHEN from_llm THEN llm_stream = 1 ELSE body_streamed END AS streamed,
            "ResponseCode" >= 200 AND "ResponseCode" < 300 AND NOT (from_llm OR from_body) AS unmetered,
            ($probe_subscription <> '' AND "ApimSubscriptionId" = $probe_subscription)
-               OR ($probe_header <> '' AND contains(lower(headers), lower('"' || $probe_header || '"'))) AS is_probe
+               OR ($probe_header <> '' AND CASE WHEN contains(lower(headers), lower('"' || $probe_header || '"'))
+                                                THEN regexp_matches(lower(headers), '"' || lower($probe_header) || '"\s*:\s*"1"')
+                                                ELSE false END) AS is_probe
     FROM flags
 )
 SELECT date_trunc('hour', "TimeGenerated") AS "PeriodStart",
@@ -58,16 +67,17 @@ SELECT date_trunc('hour', "TimeGenerated") AS "PeriodStart",
                 THEN regexp_extract("Url", '/deployments/([^/?]+)', 1)
             ELSE 'unknown' END AS "Deployment",
        count(*) AS "Requests",
-       sum(CASE WHEN from_llm THEN llm_prompt WHEN from_body THEN body_prompt ELSE 0 END) AS "PromptTokens",
-       sum(CASE WHEN from_llm THEN llm_completion WHEN from_body THEN body_completion ELSE 0 END) AS "CompletionTokens",
-       sum(CASE WHEN from_llm THEN llm_total WHEN from_body THEN body_total ELSE 0 END) AS "TotalTokens",
-       sum(CASE WHEN body_valid THEN body_cached ELSE 0 END) AS "CachedTokens",
+       CAST(sum(CASE WHEN from_llm THEN llm_prompt WHEN from_body THEN body_prompt ELSE 0 END) AS BIGINT) AS "PromptTokens",
+       CAST(sum(CASE WHEN from_llm THEN llm_completion WHEN from_body THEN body_completion ELSE 0 END) AS BIGINT)
+           AS "CompletionTokens",
+       CAST(sum(CASE WHEN from_llm THEN llm_total WHEN from_body THEN body_total ELSE 0 END) AS BIGINT) AS "TotalTokens",
+       CAST(sum(body_cached) AS BIGINT) AS "CachedTokens",
        count(*) FILTER (WHERE streamed) AS "StreamedRequests",
        count(*) FILTER (WHERE "ResponseCode" >= 400) AS "ErrorRequests",
        count(*) FILTER (WHERE unmetered) AS "UnmeteredRequests",
        count(*) FILTER (WHERE unmetered AND streamed) AS "UnmeteredStreamed",
        count(*) FILTER (WHERE unmetered AND body <> ''
-                        AND NOT CASE WHEN body_streamed THEN contains(lower(body), '[done]')
+                        AND NOT CASE WHEN body_streamed THEN contains(body, '[DONE]')
                                      ELSE regexp_matches(body, '\}\s*$') END) AS "UnmeteredTruncated"
 FROM classified
 GROUP BY ALL

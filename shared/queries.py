@@ -7,7 +7,7 @@ produced (duckdb-kql returns 128-bit sums where Kusto returns long).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -56,24 +56,43 @@ def load(name: str) -> Query:
     return Query(name, path.read_text(encoding="utf-8"), CONTRACTS.get(name, {}))
 
 
-def _cast(kql_type: str, value: Any) -> Any:
+def _to_int(value: Any) -> Any:
+    return value if value is None or type(value) is int else int(value)
+
+
+def _to_float(value: Any) -> Any:
+    return value if value is None or type(value) is float else float(value)
+
+
+def _to_bool(value: Any) -> Any:
+    return value if value is None or type(value) is bool else bool(value)
+
+
+def _to_str(value: Any) -> Any:
+    return value if value is None or type(value) is str else str(value)
+
+
+def _to_datetime(value: Any) -> Any:
     if value is None:
         return None
-    if kql_type in ("long", "int"):
-        return int(value)
-    if kql_type == "real":
-        return float(value)
-    if kql_type == "bool":
-        return bool(value)
-    if kql_type == "string":
-        return str(value)
-    if kql_type == "datetime":
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if not isinstance(value, datetime):
-            raise TypeError(f"not a datetime: {value!r}")
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a datetime: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _as_is(value: Any) -> Any:
     return value
+
+
+# One converter per Kusto type, chosen once per column.
+_CASTS: dict[str, Callable[[Any], Any]] = {
+    "long": _to_int, "int": _to_int, "real": _to_float, "bool": _to_bool, "string": _to_str,
+    "datetime": _to_datetime,
+}
+
+_NATIVE_TYPES: dict[str, type] = {"long": int, "int": int, "real": float, "bool": bool, "string": str}
 
 
 def conform(query: Query, columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -87,8 +106,21 @@ def conform(query: Query, columns: list[str], rows: list[tuple[Any, ...]]) -> li
     if missing:
         raise QueryContractError(
             f"query {query.name} did not return column(s) {', '.join(missing)}; it returned {', '.join(columns)}")
-    index = {name: columns.index(name) for name in query.columns}
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    converted = []
     try:
-        return [{name: _cast(kql_type, row[index[name]]) for name, kql_type in query.columns.items()} for row in rows]
-    except (TypeError, ValueError, IndexError) as exc:
+        for name, kql_type in query.columns.items():
+            values = by_column[columns.index(name)]
+            # Column by column: a column whose values already have the Python type (ints from
+            # DuckDB, strs from either engine) is taken as it is; 10,000-row results are common.
+            native = _NATIVE_TYPES.get(kql_type)
+            if kql_type == "datetime":  # few distinct values (hours): convert each once
+                distinct = {value: _to_datetime(value) for value in set(values)}
+                values = tuple(map(distinct.__getitem__, values))
+            elif native is None or not set(map(type, values)) <= {native, type(None)}:
+                values = tuple(map(_CASTS.get(kql_type, _as_is), values))
+            converted.append(values)
+    except (TypeError, ValueError) as exc:
         raise QueryContractError(f"query {query.name} returned a value of the wrong type: {exc}") from exc
+    names = list(query.columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*converted, strict=True)]

@@ -42,14 +42,21 @@ def body_usage(body: str) -> tuple[dict[str, Any] | None, str | None]:
     return usage, model if isinstance(model, str) else None
 
 
+def whole_count(value: Any) -> bool:
+    """A plausible token count: a whole number (10 or 10.0, not True or "10") in [0, 1e9)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return float(value).is_integer() and 0 <= value < 10**9
+
+
 def valid_usage(usage: dict[str, Any]) -> bool:
-    """A numeric, non-negative prompt count; completion/total, when given, non-negative."""
+    """A whole, plausible prompt count; completion/total, when given, whole and plausible too."""
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 0:
+    if not whole_count(prompt):
         return False
     completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
-    total = usage.get("total_tokens", prompt + (completion if isinstance(completion, int) else 0))
-    return all(not isinstance(v, int) or 0 <= v < 10**9 for v in (prompt, completion, total))
+    total = usage.get("total_tokens", prompt + (completion if isinstance(completion, int | float) else 0))
+    return whole_count(completion) and whole_count(total)
 
 
 def _spaces(text: str, at: int) -> int:
@@ -81,7 +88,8 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
         else:
             model, deployment = body_model or "unknown", url_deployment
         headers = g.get("RequestHeaders") or {}
-        probe = (probe_subscription and g["ApimSubscriptionId"] == probe_subscription) or probe_header in headers
+        probe = (probe_subscription and g["ApimSubscriptionId"] == probe_subscription) or any(
+            name.lower() == probe_header.lower() and value == "1" for name, value in headers.items())
         subscription = "synthetic-probe" if probe else (g["ApimSubscriptionId"] or "unattributed")
         key = (hour, subscription, g["ProductId"] or "", model, deployment)
         c = out[key]
@@ -91,7 +99,8 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
         c["streamed_requests"] += streamed
         if usage is not None:
             details = usage.get("prompt_tokens_details", usage.get("input_tokens_details")) or {}
-            c["cached_tokens"] += details.get("cached_tokens", 0)
+            cached = details.get("cached_tokens", 0)
+            c["cached_tokens"] += cached if whole_count(cached) else 0  # implausible: left out
         if tokens:
             c["prompt_tokens"] += tokens["PromptTokens"]
             c["completion_tokens"] += tokens["CompletionTokens"]

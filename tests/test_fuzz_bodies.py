@@ -65,6 +65,7 @@ def test_arbitrary_bodies_never_escape_and_are_all_accounted_for(body_list: list
                     # clearly valid usage is always counted, exactly
                     assert counters.unmetered_requests == 0, request["BackendResponseBody"]
                     assert counters.prompt_tokens == usage["prompt_tokens"]
+                assert 0 <= counters.cached_tokens < 10**9
                 if counters.unmetered_requests == 0:
                     assert 0 <= counters.prompt_tokens < 10**9 and 0 <= counters.total_tokens < 10**9
                 else:

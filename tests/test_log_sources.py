@@ -73,6 +73,12 @@ def edge_cases() -> demo_data.DemoTraffic:
     # negative counts are not usage
     request("ChatCompletions_Create", json.dumps({"model": "gpt-4o-edge", "usage": {
         "prompt_tokens": -5, "completion_tokens": 1, "total_tokens": -4}}))
+    # fractional counts are not usage; an implausible cached count is left out, the request still counts
+    request("ChatCompletions_Create", json.dumps({"model": "gpt-4o-odd", "usage": {
+        "prompt_tokens": 10.5, "completion_tokens": 1, "total_tokens": 11.5}}))
+    request("ChatCompletions_Create", json.dumps({"model": "gpt-4o-odd", "usage": {
+        "prompt_tokens": 10.0, "completion_tokens": 2, "total_tokens": 12,
+        "prompt_tokens_details": {"cached_tokens": 10**12}}}))
     # in both sources (auto takes the LLM log, once) with a chunked LLM-log entry
     llm = {"ModelName": "gpt-4o-llm", "DeploymentName": "dep-edge", "PromptTokens": 100, "CompletionTokens": 50,
            "TotalTokens": 150, "IsStreamCompletion": True}
@@ -82,6 +88,8 @@ def edge_cases() -> demo_data.DemoTraffic:
         "input_tokens": 40, "input_tokens_details": {"cached_tokens": 8}, "output_tokens": 9, "total_tokens": 49}}))
     # probe traffic, by marker header and by dedicated subscription
     request("ChatCompletions_Create", whole, headers={"x-chargeback-probe": "1"})
+    request("ChatCompletions_Create", whole, headers={"X-Chargeback-Probe": "1"})  # header names: any case
+    request("ChatCompletions_Create", whole, headers={"x-chargeback-probe": "yes"})  # not the policy's "1"
     request("ChatCompletions_Create", whole, subscription="probe-sub")
     return traffic
 
@@ -112,8 +120,8 @@ def test_edge_cases_are_counted_as_the_issue_says(settings: Settings) -> None:
     got = run(settings, edge_cases(), "auto")
     edge = {k[3]: v for k, v in got.items() if k[1] == "edge-team"}
     body, llm = edge["gpt-4o-edge"], edge["gpt-4o-llm"]
-    # 9 casings + early-usage truncated + SSE with usage = 11 metered from bodies
-    assert body["prompt_tokens"] == 11 * 11 and body["total_tokens"] == 11 * 18
+    # 9 casings + early-usage truncated + SSE with usage + the "yes" marker (not a probe) = 12 metered
+    assert body["prompt_tokens"] == 12 * 11 and body["total_tokens"] == 12 * 18
     assert body["cached_tokens"] == 5
     assert llm == {**llm, "requests": 1, "prompt_tokens": 100, "total_tokens": 150, "streamed_requests": 1}
     # unmetered: truncated-late, SSE without usage, non-JSON (gpt-4o-edge) + empty, null (unknown model)
@@ -124,8 +132,11 @@ def test_edge_cases_are_counted_as_the_issue_says(settings: Settings) -> None:
     responses = edge["gpt-4o-resp"]
     assert (responses["prompt_tokens"], responses["completion_tokens"], responses["total_tokens"],
             responses["cached_tokens"], responses["unmetered_requests"]) == (40, 9, 49, 8, 0)
+    odd = edge["gpt-4o-odd"]
+    assert (odd["requests"], odd["prompt_tokens"], odd["total_tokens"], odd["cached_tokens"],
+            odd["unmetered_requests"]) == (2, 10, 12, 0, 1)
     probes = {k[3]: v for k, v in got.items() if k[1] == "synthetic-probe"}
-    assert probes["gpt-4o-edge"]["requests"] == 2
+    assert probes["gpt-4o-edge"]["requests"] == 3
     assert not any(k[1] == "probe-sub" for k in got)
 
 

@@ -142,10 +142,13 @@ class LocalWorkspaceSource:
             if translation.parameters.keys() - {d.slot for d in translation.declarations}:
                 # The query reads the clock (now()): a cached translation would freeze it.
                 relation = duckdb_kql.query(con, query.text, dict(parameters))
-            else:
-                con.execute("SET TimeZone='UTC'")  # KQL datetimes are UTC (duckdb-kql's rule R8)
-                relation = con.sql(str(translation), params=bind(translation, parameters) or None)
-            return conform(query, list(relation.columns), relation.fetchall())
+                return conform(query, list(relation.columns), relation.fetchall())
+            con.execute("SET TimeZone='UTC'")  # KQL datetimes are UTC (duckdb-kql's rule R8)
+            # execute(), not sql(): a relation binds the 40 KB of SQL once to learn its columns
+            # and again to run it (measured 0.045 s more per run of the rollup query).
+            cursor = con.execute(str(translation), bind(translation, parameters) or None)
+            columns = [column[0] for column in cursor.description]
+            return conform(query, columns, cursor.fetchall())
         except (duckdb_kql.KqlError, duckdb.Error) as exc:
             raise LogSourceError(f"query {query.name} failed on {self.describe()}: {exc}") from exc
         finally:

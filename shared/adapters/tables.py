@@ -9,11 +9,13 @@ parameterized (``parameters=``); no value is ever formatted into filter text.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from itertools import groupby
 from typing import Any, TypeVar
 
+from shared.adapters.table_batch import submit_replace
 from shared.core.keys import partition_key, period_range, row_key
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
@@ -21,6 +23,7 @@ from shared.ports import Watermark
 
 T = TypeVar("T")
 MAX_TRANSACTION = 100
+TRANSACTIONS_IN_FLIGHT = 4
 _PROPERTY = {name: "".join(part.title() for part in name.split("_")) for name in COUNTER_NAMES}
 
 
@@ -103,18 +106,40 @@ class TableStore:
         return self.replace_entities(self.usage_table, (usage_entity(row) for row in rows))
 
     def replace_entities(self, table_name: str, entities: Iterable[dict[str, Any]]) -> int:
-        """Upsert (replace) entities in transactions of at most 100 of one partition (the service limit)."""
-        from azure.data.tables import UpdateMode
+        """Upsert (replace) entities in transactions of at most 100 of one partition (the service
+        limit), written by :mod:`shared.adapters.table_batch` (the SDK's transaction code costs
+        five times what Azurite does to store them).
 
+        Transactions are independent and each is an idempotent replace: after a failure the
+        others stay written and a rerun converges.  Several are in flight at once, so building
+        one overlaps the service storing another.
+        """
         table = self.table(table_name)
         ordered = sorted(entities, key=lambda e: (e["PartitionKey"], e["RowKey"]))
-        written = 0
-        for _, partition in groupby(ordered, key=lambda e: e["PartitionKey"]):
-            for chunk in _chunks(list(partition), MAX_TRANSACTION):
-                operations = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in chunk]
-                self.call(partial(table.submit_transaction, operations))
-                written += len(chunk)
-        return written
+        transactions = [chunk for _, partition in groupby(ordered, key=lambda e: e["PartitionKey"])
+                        for chunk in _chunks(list(partition), MAX_TRANSACTION)]
+        if len(transactions) <= 1:
+            return sum(self._submit(table, chunk) for chunk in transactions)
+        with ThreadPoolExecutor(max_workers=TRANSACTIONS_IN_FLIGHT) as pool:
+            outcomes = list(pool.map(lambda chunk: self._try(partial(self._submit, table, chunk)), transactions))
+        failures = [outcome for outcome in outcomes if isinstance(outcome, StorageError)]
+        if failures:
+            raise failures[0]
+        return len(ordered)
+
+    def _submit(self, table: Any, chunk: list[dict[str, Any]]) -> int:
+        try:
+            return self.call(partial(submit_replace, table, chunk))
+        except StorageError as exc:
+            if exc.__cause__ is None:  # refused by the service: name the store, as call() does
+                raise StorageError(f"a transaction was rejected by {self._describe}: {exc}") from exc
+            raise
+
+    def _try(self, operation: Callable[[], T]) -> T | StorageError:
+        try:
+            return operation()
+        except StorageError as exc:
+            return exc
 
     def read(self, subscription_id: str, granularity: Granularity, start: datetime,
              end: datetime) -> list[UsageRow]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import urllib.parse
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -200,39 +202,27 @@ def test_grouped_csv_parses_back_to_the_json_rows(seeded: Settings) -> None:
 
 
 # -- single-partition reads --------------------------------------------------------------------------------
-class RecordingTable:
-    def __init__(self, inner: Any, name: str, log: list[tuple[str, str | None, dict[str, Any] | None]]) -> None:
-        self._inner, self._name, self._log = inner, name, log
-
-    def query_entities(self, query_filter: str, **kwargs: Any) -> Any:
-        self._log.append((self._name, query_filter, kwargs.get("parameters")))
-        return self._inner.query_entities(query_filter, **kwargs)
-
-    def list_entities(self, **kwargs: Any) -> Any:
-        self._log.append((self._name, None, None))
-        return self._inner.list_entities(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 class RecordingService:
-    """A TableServiceClient whose table clients record every query filter."""
+    """A TableServiceClient that records the ``$filter`` of every request it sends, as sent."""
 
     def __init__(self, connection_string: str) -> None:
         from azure.data.tables import TableServiceClient
 
-        self._inner = TableServiceClient.from_connection_string(connection_string)
-        self.log: list[tuple[str, str | None, dict[str, Any] | None]] = []
+        self.log: list[tuple[str, str | None]] = []  # (table, decoded filter or None for a listing)
+        self._inner = TableServiceClient.from_connection_string(connection_string, raw_request_hook=self._record)
 
-    def get_table_client(self, name: str) -> RecordingTable:
-        return RecordingTable(self._inner.get_table_client(name), name, self.log)
+    def _record(self, request: Any) -> None:
+        url = urllib.parse.urlsplit(request.http_request.url)
+        table = url.path.rsplit("/", 1)[-1]
+        if request.http_request.method == "GET" and table.endswith("()"):
+            query = urllib.parse.parse_qs(url.query)
+            self.log.append((table[:-2], query["$filter"][0] if "$filter" in query else None))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def usage_filters(self, settings: Settings) -> list[tuple[str | None, dict[str, Any] | None]]:
-        return [(f, p) for table, f, p in self.log if table == f"{settings.table_prefix}usage"]
+    def usage_filters(self, settings: Settings) -> list[str | None]:
+        return [f for table, f in self.log if table == f"{settings.table_prefix}usage"]
 
 
 def recorded_api(settings: Settings) -> tuple[Api, RecordingService]:
@@ -241,12 +231,16 @@ def recorded_api(settings: Settings) -> tuple[Api, RecordingService]:
     return Api(settings, store_factory=lambda s: TableStore(service, s.table_prefix, "recorded")), service
 
 
-def assert_single_partition(filters: list[tuple[str | None, dict[str, Any] | None]], *partitions: str) -> None:
+SINGLE_PARTITION = re.compile(r"^PartitionKey eq '([^']*)' and RowKey ge '([^']*)' and RowKey lt '([^']*)'$")
+
+
+def assert_single_partition(filters: list[str | None], *partitions: str) -> None:
     assert filters, "no usage query was made"
-    for query_filter, parameters in filters:
+    for query_filter in filters:
         assert query_filter is not None, "a full-table listing of the usage table"
-        assert query_filter.startswith("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"), query_filter
-        assert parameters is not None and parameters["pk"] in partitions, parameters
+        match = SINGLE_PARTITION.match(query_filter)
+        assert match, query_filter
+        assert match.group(1) in partitions, query_filter
 
 
 def test_single_subscription_reads_are_single_partition_range_queries(seeded: Settings) -> None:
@@ -256,16 +250,16 @@ def test_single_subscription_reads_are_single_partition_range_queries(seeded: Se
         assert api.get("/api/usage", params).status_code == 200
     assert api.get("/api/usage", [*RANGE, ("subscription", "team-a"), ("format", "csv")]).status_code == 200
     assert api.get("/api/usage/team-a/summary", {"month": "2026-11"}).status_code == 200
-    assert_single_partition(service.usage_filters(seeded), "team-a")
     filters = service.usage_filters(seeded)
-    assert {p["low"][:2] for _, p in filters if p} == {"h|", "d|", "m|"}  # period RowKey ranges
+    assert_single_partition(filters, "team-a")
+    ranges = {SINGLE_PARTITION.match(f).group(2)[:2] for f in filters if f and SINGLE_PARTITION.match(f)}
+    assert ranges == {"h|", "d|", "m|"}  # period RowKey ranges
 
 
 def test_all_subscriptions_read_one_rowkey_range(seeded: Settings) -> None:
     api, service = recorded_api(seeded)
     assert api.get("/api/usage", RANGE).status_code == 200
-    assert service.usage_filters(seeded) == [("RowKey ge @low and RowKey lt @high",
-                                              {"low": "d|2026-11-01", "high": "d|2026-12-01"})]
+    assert service.usage_filters(seeded) == ["RowKey ge 'd|2026-11-01' and RowKey lt 'd|2026-12-01'"]
 
 
 # -- summary ------------------------------------------------------------------------------------------------

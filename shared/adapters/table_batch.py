@@ -117,17 +117,17 @@ def submit_replace(table: Any, entities: Iterable[Mapping[str, Any]]) -> int:
     response = table._client.send_request(request, stream=True)
     body: bytes = response.read()
     if response.status_code != 202:
-        raise StorageError(f"transaction refused with HTTP {response.status_code}: {_error_text(body)}")
+        raise StorageError(f"transaction refused with HTTP {response.status_code}: {error_text(body)}")
     statuses = [int(status) for status in _STATUS.findall(body)]
     failed = [status for status in statuses if not 200 <= status < 300]
     if failed:
-        raise StorageError(f"transaction rejected (HTTP {failed[0]}): {_error_text(body)}")
+        raise StorageError(f"transaction rejected (HTTP {failed[0]}): {error_text(body)}")
     if len(statuses) != len(batch_entities):
         raise StorageError(f"transaction answered {len(statuses)} of {len(batch_entities)} operations")
     return len(batch_entities)
 
 
-def _error_text(body: bytes) -> str:
+def error_text(body: bytes) -> str:
     """The service's error code and message (``odata.error``), or the start of the body."""
     match = re.search(rb'\{"odata\.error".*\}', body, re.DOTALL)
     if match:

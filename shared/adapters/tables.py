@@ -16,6 +16,7 @@ from itertools import groupby
 from typing import Any, TypeVar
 
 from shared.adapters.table_batch import submit_replace
+from shared.adapters.table_query import query
 from shared.core.keys import partition_key, period_range, row_key
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
@@ -25,6 +26,9 @@ T = TypeVar("T")
 MAX_TRANSACTION = 100
 TRANSACTIONS_IN_FLIGHT = 4
 _PROPERTY = {name: "".join(part.title() for part in name.split("_")) for name in COUNTER_NAMES}
+# What a usage row is read back from (the keys and the service's Timestamp are not needed).
+USAGE_PROPERTIES = ("SubscriptionId", "ProductId", "Model", "Deployment", "Granularity", "PeriodStart",
+                    *_PROPERTY.values())
 
 
 def usage_entity(row: UsageRow) -> dict[str, Any]:
@@ -153,7 +157,7 @@ class TableStore:
 
     def _query(self, table_name: str, query_filter: str, parameters: dict[str, Any]) -> list[UsageRow]:
         table = self.table(table_name)
-        entities = self.call(lambda: list(table.query_entities(query_filter, parameters=parameters)))
+        entities = self.call(lambda: list(query(table, query_filter, parameters, USAGE_PROPERTIES)))
         return [usage_row(entity) for entity in entities]
 
     # -- watermarks -------------------------------------------------------------------------------

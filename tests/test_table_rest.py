@@ -1,5 +1,7 @@
-"""The lean ``$batch`` writer (shared/adapters/table_batch.py) against a real Azurite: it must store
-exactly what the SDK's own transaction stores, stay atomic, and fail loudly."""
+"""The lean Table Storage calls against a real Azurite: the ``$batch`` writer
+(shared/adapters/table_batch.py) must store exactly what the SDK's own transaction stores, stay
+atomic and fail loudly; the query reader (shared/adapters/table_query.py) must return what the
+SDK's query returns, page by page, with values bound only as literals."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables._serialize import _add_entity_properties  # the SDK's rules, to compare with
 
 from shared.adapters.table_batch import entity_json, submit_replace
+from shared.adapters.table_query import bind, query
 from shared.composition import table_store
 from shared.errors import StorageError
 from shared.settings import Settings
@@ -106,3 +109,43 @@ def _comparable(entity: Any) -> dict[str, Any]:
         value = getattr(value, "value", value)
         out[name] = "nan" if isinstance(value, float) and math.isnan(value) else value
     return out
+
+
+# -- queries ---------------------------------------------------------------------------------------------
+def test_a_query_returns_what_the_sdk_returns(settings: Settings) -> None:
+    table = table_store(settings).table(settings.table_prefix + "read")
+    entities = [sample("p'q", f"r{n}", n) for n in range(5)]
+    submit_replace(table, entities)
+    ours = list(query(table, "PartitionKey eq @pk and RowKey ge @low", {"pk": "p'q", "low": "r1"}))
+    sdks = list(table.query_entities("PartitionKey eq @pk and RowKey ge @low", parameters={"pk": "p'q", "low": "r1"}))
+    assert len(ours) == 4
+    assert [_comparable(e) for e in ours] == [_comparable(e) for e in sdks]
+    selected = list(query(table, "RowKey eq @r", {"r": "r2"}, select=["Big", "When"]))
+    assert selected == [{"Big": 2**62 + 2, "When": AT + timedelta(hours=2)}]
+
+
+def test_a_query_follows_continuations_past_1000_entities(settings: Settings) -> None:
+    store = table_store(settings)
+    name = settings.table_prefix + "pages"
+    store.replace_entities(name, [{"PartitionKey": f"p{p}", "RowKey": f"{r:05d}", "N": p * 10000 + r}
+                                  for p in range(3) for r in range(900)])  # 2,700: three pages across partitions
+    got = list(query(store.table(name), "RowKey ge @low", {"low": "00000"}))
+    assert sorted(e["N"] for e in got) == sorted(p * 10000 + r for p in range(3) for r in range(900))
+    one = list(query(store.table(name), "PartitionKey eq @pk and RowKey ge @low", {"pk": "p1", "low": "00100"}))
+    assert [e["N"] for e in one] == [10000 + r for r in range(100, 900)]
+
+
+@pytest.mark.parametrize("payload", ["x' or PartitionKey ne 'x", "' or 1 eq 1 or '", "%27 or true", "a'' or ''='"])
+def test_query_values_are_literals(settings: Settings, payload: str) -> None:
+    assert bind("PartitionKey eq @pk", {"pk": payload}) == "PartitionKey eq '" + payload.replace("'", "''") + "'"
+    table = table_store(settings).table(settings.table_prefix + "inject")
+    submit_replace(table, [{"PartitionKey": "x", "RowKey": "1"}])
+    assert list(query(table, "PartitionKey eq @pk", {"pk": payload})) == []  # nothing leaks
+
+
+def test_only_strings_are_bound_and_a_refused_query_says_why(settings: Settings) -> None:
+    with pytest.raises(TypeError):
+        bind("N eq @n", {"n": 1})  # type: ignore[dict-item]
+    table = table_store(settings).table(settings.table_prefix + "bad")
+    with pytest.raises(StorageError, match="HTTP 400"):
+        list(query(table, "this is not odata @x", {"x": "y"}))

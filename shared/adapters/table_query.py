@@ -1,0 +1,103 @@
+"""Entity queries (Table Storage ``GET <table>()?$filter=``) read without the SDK's generic
+deserializer.
+
+azure-data-tables walks every returned property through its msrest-style deserializer and parses
+each datetime with ``strptime``: ~0.13 ms of Python per usage row, most of a one-subscription
+report and 10x the service's own work on a 1,500-row one (bench 5, README Performance).  This
+module sends the same request through the table client's own pipeline (authentication, retries)
+and converts the ``minimalmetadata`` JSON itself, following the continuation headers.
+
+Filters take values only as parameters (``@name`` words, as the SDK's ``parameters=``): strings
+only, quoted as OData literals; nothing else is formatted into filter text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from shared.adapters.table_batch import API_VERSION, error_text
+from shared.errors import StorageError
+
+
+def bind(query_filter: str, parameters: Mapping[str, str]) -> str:
+    """``query_filter`` with each ``@name`` word replaced by the OData string literal of its value."""
+    words = query_filter.split(" ")
+    for index, word in enumerate(words):
+        if word.startswith("@"):
+            value = parameters[word[1:]]
+            if not isinstance(value, str):
+                raise TypeError(f"filter parameter {word}: only strings are bound here, got {type(value).__name__}")
+            words[index] = "'" + value.replace("'", "''") + "'"
+    return " ".join(words)
+
+
+def query(table: Any, query_filter: str, parameters: Mapping[str, str],
+          select: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The entities of ``table`` matching the filter, page after page, with typed values
+    (Int64 as int, DateTime as aware UTC datetime), as the SDK returns them, minus its wrappers."""
+    from azure.core.rest import HttpRequest
+
+    scheme, host, path, sas, _ = urlsplit(table.url)  # the account endpoint (and a SAS query)
+    url = urlunsplit((scheme, host, f"{path.rstrip('/')}/{quote(table.table_name, safe='')}()", sas, ""))
+    params = {"$filter": bind(query_filter, parameters)}
+    if select:
+        params["$select"] = ",".join(select)
+    headers = {"Accept": "application/json;odata=minimalmetadata", "x-ms-version": API_VERSION,
+               "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"}
+    dates: dict[str, datetime] = {}  # a report repeats few period starts: parse each once
+    while True:
+        # The generated client behind TableClient, as for transactions (table_batch).
+        # Every value percent-encoded here: azure-core's params= would put them in the URL as they
+        # are, and the service decodes %27 back into a quote.
+        encoded = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
+        target = f"{url}{'&' if sas else '?'}{encoded}"
+        response = table._client.send_request(HttpRequest("GET", target, headers=headers), stream=True)
+        body: bytes = response.read()
+        if response.status_code != 200:
+            raise StorageError(f"query refused with HTTP {response.status_code}: {error_text(body)}")
+        for raw in json.loads(body)["value"]:
+            yield _entity(raw, dates)
+        next_partition = response.headers.get("x-ms-continuation-NextPartitionKey")
+        if not next_partition:
+            return
+        params["NextPartitionKey"] = next_partition
+        next_row = response.headers.get("x-ms-continuation-NextRowKey")
+        if next_row:
+            params["NextRowKey"] = next_row
+        else:
+            params.pop("NextRowKey", None)
+
+
+def _entity(raw: Mapping[str, Any], dates: dict[str, datetime]) -> dict[str, Any]:
+    entity: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name.startswith("odata.") or name.endswith("@odata.type") or name == "Timestamp":
+            continue  # metadata, as the SDK keeps it out of the entity too
+        edm = raw.get(f"{name}@odata.type")
+        if edm is None or value is None:
+            entity[name] = value
+        elif edm == "Edm.Int64":
+            entity[name] = int(value)
+        elif edm == "Edm.DateTime":
+            entity[name] = dates[value] if value in dates else dates.setdefault(value, _datetime(value))
+        elif edm == "Edm.Double":
+            entity[name] = float(value)  # also "NaN", "Infinity", "-Infinity"
+        elif edm == "Edm.Binary":
+            entity[name] = base64.b64decode(value)
+        else:  # Edm.String, Edm.Guid, Edm.Boolean, Edm.Int32
+            entity[name] = value
+    return entity
+
+
+def _datetime(text: str) -> datetime:
+    """``2026-03-01T00:00:00.0000000Z`` (the service keeps 7 decimals; Python 6) -> aware UTC."""
+    head, _, fraction = text.rstrip("Z").partition(".")
+    moment = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return moment.replace(tzinfo=UTC)

@@ -118,6 +118,8 @@ def test_scheduled_run_moves_watermark_and_picks_up_late_rows(settings: Settings
     expected = expected_hourly(traffic.gateway, traffic.llm, second.window.start, DEMO_END)
     got = stored(settings, Granularity.HOUR)
     assert {k: v for k, v in got.items() if k[0] >= second.window.start} == expected
+    # The partly covered day was re-summed from its stored hours with the late ones replaced.
+    assert stored(settings, Granularity.DAY) == rollup_to(got, "day")
 
 
 def test_nothing_to_do_leaves_watermark(settings: Settings, traffic: demo_data.DemoTraffic) -> None:
@@ -165,7 +167,7 @@ def test_crash_mid_write_then_rerun_completes_without_double_counting(
         loaded: Settings, traffic: demo_data.DemoTraffic, azurite) -> None:  # type: ignore[no-untyped-def]
     now = DEMO_END + timedelta(minutes=5)
     real = table_store(loaded)
-    crashing = FailingAfter(real, budget=2)  # hours and days of the first chunk, then dies
+    crashing = FailingAfter(real, budget=1)  # the first chunk's hours and days (one write), then dies
     svc = RollupService(rollup_service(loaded).source, crashing, real, lookback=timedelta(hours=30),
                         ingestion_delay=timedelta(minutes=5), max_chunk=timedelta(hours=6), clock=lambda: now)
     with pytest.raises(StorageError, match="simulated"):

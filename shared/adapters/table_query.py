@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -50,6 +50,7 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
     headers = {"Accept": "application/json;odata=minimalmetadata", "x-ms-version": API_VERSION,
                "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"}
     dates: dict[str, datetime] = {}  # a report repeats few period starts: parse each once
+    plans: dict[tuple[str, ...], Plan] = {}
     while True:
         # The generated client behind TableClient, as for transactions (table_batch).
         # Every value percent-encoded here: azure-core's params= would put them in the URL as they
@@ -61,7 +62,7 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
         if response.status_code != 200:
             raise StorageError(f"query refused with HTTP {response.status_code}: {error_text(body)}")
         for raw in json.loads(body)["value"]:
-            yield _entity(raw, dates)
+            yield _entity(raw, dates, plans)
         next_partition = response.headers.get("x-ms-continuation-NextPartitionKey")
         if not next_partition:
             return
@@ -73,31 +74,37 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
             params.pop("NextRowKey", None)
 
 
-def _entity(raw: Mapping[str, Any], dates: dict[str, datetime]) -> dict[str, Any]:
-    entity: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name.startswith("odata.") or name.endswith("@odata.type") or name == "Timestamp":
-            continue  # metadata, as the SDK keeps it out of the entity too
-        edm = raw.get(f"{name}@odata.type")
-        if edm is None or value is None:
-            entity[name] = value
-        elif edm == "Edm.Int64":
-            entity[name] = int(value)
-        elif edm == "Edm.DateTime":
-            entity[name] = dates[value] if value in dates else dates.setdefault(value, _datetime(value))
-        elif edm == "Edm.Double":
-            entity[name] = float(value)  # also "NaN", "Infinity", "-Infinity"
-        elif edm == "Edm.Binary":
-            entity[name] = base64.b64decode(value)
-        else:  # Edm.String, Edm.Guid, Edm.Boolean, Edm.Int32
-            entity[name] = value
-    return entity
+Plan = list[tuple[str, Callable[[Any], Any] | None]]
+
+
+def _entity(raw: Mapping[str, Any], dates: dict[str, datetime], plans: dict[tuple[str, ...], Plan]) -> dict[str, Any]:
+    """One entity's properties with typed values; the conversion is planned once per set of
+    property names (the entities of a table mostly share one)."""
+    shape = tuple(raw)
+    plan = plans.get(shape)
+    if plan is None:
+        plan = plans[shape] = _plan(raw, dates)
+    return {name: raw[name] if convert is None or raw[name] is None else convert(raw[name])
+            for name, convert in plan}
+
+
+def _plan(raw: Mapping[str, Any], dates: dict[str, datetime]) -> Plan:
+    def to_datetime(text: str) -> datetime:
+        return dates[text] if text in dates else dates.setdefault(text, _datetime(text))
+
+    converters: dict[str, Callable[[Any], Any]] = {
+        "Edm.Int64": int, "Edm.DateTime": to_datetime, "Edm.Double": float,  # float() takes "NaN" too
+        "Edm.Binary": base64.b64decode}
+    return [(name, converters.get(raw.get(f"{name}@odata.type", "")))  # String, Guid, Boolean, Int32: as is
+            for name in raw
+            # metadata, kept out of the entity as the SDK does
+            if not (name.startswith("odata.") or name.endswith("@odata.type") or name == "Timestamp")]
 
 
 def _datetime(text: str) -> datetime:
     """``2026-03-01T00:00:00.0000000Z`` (the service keeps 7 decimals; Python 6) -> aware UTC."""
     head, _, fraction = text.rstrip("Z").partition(".")
-    moment = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S")
+    moment = datetime.fromisoformat(head)
     if fraction:
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     return moment.replace(tzinfo=UTC)

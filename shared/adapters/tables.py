@@ -2,8 +2,10 @@
 
 Usage rows: PartitionKey = subscription, RowKey = ``granularity|period|model|deployment|product``,
 so one subscription's period range is a single-partition RowKey range query.  Writes go in
-transactions of at most 100 entities of one partition (the service limit).  Every filter is
-parameterized (``parameters=``); no value is ever formatted into filter text.
+transactions of at most 100 entities of one partition (the service limit), usage rows written and
+read through ``table_batch`` / ``table_query`` (the same REST calls as the SDK, a fraction of its
+Python).  Every filter takes its values as parameters (``@name``, bound as literals); no value is
+ever formatted into filter text.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class RollupService:
             rows = usage_rows(records)
             day_rows = self._derive_days(rows, chunk)
             # One write for both: a subscription's hours and days share its partition, so they go
-            # in the same transactions (half the round trips, and a day never lands without its hours).
+            # in the same transactions (one round trip per subscription and chunk, not two).
             self.usage.upsert(rows + day_rows)
             hourly_written += len(rows)
             derived_written += len(day_rows)

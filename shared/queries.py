@@ -56,20 +56,8 @@ def load(name: str) -> Query:
     return Query(name, path.read_text(encoding="utf-8"), CONTRACTS.get(name, {}))
 
 
-def _to_int(value: Any) -> Any:
-    return value if value is None or type(value) is int else int(value)
-
-
-def _to_float(value: Any) -> Any:
-    return value if value is None or type(value) is float else float(value)
-
-
-def _to_bool(value: Any) -> Any:
-    return value if value is None or type(value) is bool else bool(value)
-
-
-def _to_str(value: Any) -> Any:
-    return value if value is None or type(value) is str else str(value)
+def _nullable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
 
 
 def _to_datetime(value: Any) -> Any:
@@ -86,13 +74,10 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-# One converter per Kusto type, chosen once per column.
-_CASTS: dict[str, Callable[[Any], Any]] = {
-    "long": _to_int, "int": _to_int, "real": _to_float, "bool": _to_bool, "string": _to_str,
-    "datetime": _to_datetime,
-}
-
+# The Python type of each Kusto type; a column is converted only when its values are not all of it.
 _NATIVE_TYPES: dict[str, type] = {"long": int, "int": int, "real": float, "bool": bool, "string": str}
+_CASTS: dict[str, Callable[[Any], Any]] = {
+    **{kql_type: _nullable(native) for kql_type, native in _NATIVE_TYPES.items()}, "datetime": _to_datetime}
 
 
 def conform(query: Query, columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

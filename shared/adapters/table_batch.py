@@ -9,7 +9,7 @@ lines.  The request still goes through the table client's own pipeline, so authe
 key or managed identity), retries and the user agent stay the SDK's.
 
 Only what the chargeback tables store is serialized (str, bool, int, float, aware datetime and
-``EntityProperty`` Int64), with the SDK's rules (``tests/test_table_batch.py`` compares both).
+``EntityProperty`` Int64), with the SDK's rules (``tests/test_table_rest.py`` compares both).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.errors import StorageError
 
-API_VERSION = "2019-02-02"  # what azure-data-tables 12.x sends
+# What azure-data-tables 12.x sends with every request.
+PROTOCOL_HEADERS = {"x-ms-version": "2019-02-02", "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"}
 INT32 = range(-(2**31), 2**31)
 INT64 = range(-(2**63), 2**63)
 _STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})[^\r\n]*", re.MULTILINE)
@@ -71,6 +72,14 @@ def _typed(name: str, value: Any) -> tuple[str | None, Any]:
     raise TypeError(f"property {name}: unsupported type {type(value).__name__}")
 
 
+def endpoints(table: Any) -> tuple[str, str, str]:
+    """(account URL, table URL, SAS query or "") of a TableClient, whose ``url`` is the account
+    endpoint with the SAS query, if one is used."""
+    scheme, host, path, sas, _ = urlsplit(table.url)
+    account = urlunsplit((scheme, host, path.rstrip("/"), "", ""))
+    return account, f"{account}/{quote(table.table_name, safe='')}", sas
+
+
 def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
@@ -84,7 +93,8 @@ def transaction_body(table_url: str, entities: list[Mapping[str, Any]], batch: s
         parts.append(
             f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
             f"Content-ID: {index}\r\n\r\nPUT {target} HTTP/1.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(content)}\r\nx-ms-version: {API_VERSION}\r\nDataServiceVersion: 3.0\r\n"
+            f"Content-Length: {len(content)}\r\nx-ms-version: {PROTOCOL_HEADERS['x-ms-version']}\r\n"
+            f"DataServiceVersion: 3.0\r\n"
             f"Accept: application/json\r\n\r\n")
         parts.append(content)
         parts.append("\r\n")
@@ -103,15 +113,10 @@ def submit_replace(table: Any, entities: Iterable[Mapping[str, Any]]) -> int:
         return 0
     if len({entity["PartitionKey"] for entity in batch_entities}) != 1 or len(batch_entities) > 100:
         raise ValueError("a transaction holds at most 100 entities of one partition")
-    # TableClient.url is the account endpoint (with a SAS query, if one is used).
-    scheme, host, path, query, _ = urlsplit(table.url)
-    account = path.rstrip("/")
-    table_url = urlunsplit((scheme, host, f"{account}/{quote(table.table_name, safe='')}", "", ""))
-    batch_url = urlunsplit((scheme, host, f"{account}/$batch", query, ""))
+    account, table_url, sas = endpoints(table)
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
-    request = HttpRequest("POST", batch_url, headers={
-        "x-ms-version": API_VERSION, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
-        "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
+    request = HttpRequest("POST", f"{account}/$batch{'?' + sas if sas else ''}", headers={
+        **PROTOCOL_HEADERS, "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
     }, content=transaction_body(table_url, batch_entities, batch, changeset))
     # The generated client behind TableClient: the call the SDK's own submit_transaction makes.
     response = table._client.send_request(request, stream=True)

@@ -18,9 +18,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-from shared.adapters.table_batch import API_VERSION, error_text
+from shared.adapters.table_batch import PROTOCOL_HEADERS, endpoints, error_text
 from shared.errors import StorageError
 
 
@@ -42,13 +42,11 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
     (Int64 as int, DateTime as aware UTC datetime), as the SDK returns them, minus its wrappers."""
     from azure.core.rest import HttpRequest
 
-    scheme, host, path, sas, _ = urlsplit(table.url)  # the account endpoint (and a SAS query)
-    url = urlunsplit((scheme, host, f"{path.rstrip('/')}/{quote(table.table_name, safe='')}()", sas, ""))
+    _, table_url, sas = endpoints(table)
     params = {"$filter": bind(query_filter, parameters)}
     if select:
         params["$select"] = ",".join(select)
-    headers = {"Accept": "application/json;odata=minimalmetadata", "x-ms-version": API_VERSION,
-               "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"}
+    headers = {**PROTOCOL_HEADERS, "Accept": "application/json;odata=minimalmetadata"}
     dates: dict[str, datetime] = {}  # a report repeats few period starts: parse each once
     plans: dict[tuple[str, ...], Plan] = {}
     while True:
@@ -56,7 +54,7 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
         # Every value percent-encoded here: azure-core's params= would put them in the URL as they
         # are, and the service decodes %27 back into a quote.
         encoded = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
-        target = f"{url}{'&' if sas else '?'}{encoded}"
+        target = f"{table_url}()?{sas + '&' if sas else ''}{encoded}"
         response = table._client.send_request(HttpRequest("GET", target, headers=headers), stream=True)
         body: bytes = response.read()
         if response.status_code != 200:

@@ -65,16 +65,32 @@ def test_broken_local_settings_file_is_reported(tmp_path: Path) -> None:
         Settings.from_environment({}, local_settings=path)
 
 
-def test_sample_settings_and_readme_list_every_setting() -> None:
+SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+
+
+def documented_settings() -> list[str]:
+    """The names in the first column of the settings table (the doc's `## Settings` section)."""
+    import re
+
+    _, found, after = SETTINGS_DOC.read_text().partition("\n## Settings\n")
+    assert found, f"no '## Settings' section in {SETTINGS_DOC}"
+    section = after.split("\n## ", 1)[0]
+    return re.findall(r"^\| `([A-Za-z0-9_]+)` \|", section, re.M)
+
+
+def test_sample_settings_and_settings_doc_list_every_setting() -> None:
     root = Path(__file__).resolve().parent.parent
     sample = json.loads((root / "local.settings.sample.json").read_text())["Values"]
-    readme = (root / "README.md").read_text()
     names = {spec.name for spec in SETTINGS}
     assert names <= set(sample), f"missing from local.settings.sample.json: {names - set(sample)}"
     host_settings = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
     assert set(sample) - host_settings <= names, f"stale in sample: {set(sample) - host_settings - names}"
-    missing = [name for name in names if f"`{name}`" not in readme]
-    assert not missing, f"settings missing from the README table: {missing}"
+    documented = documented_settings()
+    missing = sorted(names - set(documented))
+    assert not missing, f"settings missing from the table in {SETTINGS_DOC.name}: {missing}"
+    stale = sorted(set(documented) - names)
+    assert not stale, f"settings in the table of {SETTINGS_DOC.name} but not in the registry: {stale}"
+    assert len(documented) == len(set(documented)), "a setting is listed twice in the settings table"
 
 
 @pytest.mark.parametrize("key", ["ROLLUP_SCHEDULE", "PROBE_SCHEDULE"])

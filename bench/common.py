@@ -95,7 +95,7 @@ def workdir(name: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def azurite(folder: Path) -> Iterator[Any]:
-    from shared.devtools.azurite_process import AzuriteProcess
+    from shared.tooling.azurite_process import AzuriteProcess
 
     with AzuriteProcess(folder / "azurite") as process:
         yield process

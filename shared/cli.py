@@ -11,8 +11,8 @@ from pathlib import Path
 
 from shared import cli_access, cli_billing, probe_cli
 from shared.errors import ChargebackError, InvalidRequestError
-from shared.log_import import command as workspace_command
 from shared.settings import Settings
+from shared.tooling.log_import import command as workspace_command
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -82,14 +82,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in cli_access.COMMANDS:
         return cli_access.dispatch(args, settings)
     if args.command == "demo-data":
-        from shared.devtools.demo_run import write_demo_workspace
+        from shared.tooling.demo.demo_run import write_demo_workspace
 
         path = args.path or settings.local_workspace_path
         gateway, llm = write_demo_workspace(path, args.seed, args.days)
         print(f"wrote {path}: {gateway} gateway rows, {llm} LLM-log rows (seed {args.seed}, {args.days} days)")
         return 0
     if args.command == "local-run":
-        from shared.devtools.demo_run import local_run
+        from shared.tooling.demo.demo_run import local_run
 
         local_run(settings, args.host, args.port, args.seed, serve=not args.no_serve)
         return 0
@@ -97,7 +97,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return probe_cli.dispatch(args, settings) or 0
     if args.command == "queries":
         from shared.queries import QUERIES_DIR
-        from shared.querycheck import check_queries, format_report
+        from shared.tooling.querycheck import check_queries, format_report
 
         report = check_queries([QUERIES_DIR])
         print(format_report(report))

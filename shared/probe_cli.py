@@ -84,7 +84,7 @@ def attempts_table(attempts: Sequence[ProbeAttempt]) -> str:
 
 
 def dev_gateway(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.devtools.dev_gateway import DevGateway, GatewayConfig, write_default_config
+    from shared.tooling.dev_gateway import DevGateway, GatewayConfig, write_default_config
 
     if args.write_config:
         write_default_config(args.write_config)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.devtools.azurite_process import AzuriteProcess
 from shared.settings import SETTINGS, Settings
+from shared.tooling.azurite_process import AzuriteProcess
 
 # Fixed so expected numbers never depend on the day the tests run.
 DEMO_END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)

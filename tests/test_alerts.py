@@ -400,7 +400,7 @@ def test_timer_fails_visibly_after_the_rollup_completed(settings: Settings,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     from azure.functions.timer import TimerRequest
 
-    from shared.devtools.demo_run import write_demo_workspace
+    from shared.tooling.demo.demo_run import write_demo_workspace
     from shared.triggers import rollup_timer
 
     now = datetime.now(UTC)

@@ -129,7 +129,7 @@ def test_missing_or_wrong_key_is_401_without_data(seeded: Settings) -> None:
 
 
 def test_storage_down_is_503_without_internals(settings: Settings, azurite) -> None:  # type: ignore[no-untyped-def]
-    from shared.devtools.azurite_process import free_port
+    from shared.tooling.azurite_process import free_port
 
     dead = settings.with_overrides(TABLES_CONNECTION_STRING=settings.tables_connection_string.replace(  # type: ignore[union-attr]
         f":{azurite.port}/", f":{free_port()}/"))

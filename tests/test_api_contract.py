@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from shared.api.app import AppContext, create_app
-from shared.devtools.azurite_process import AzuriteProcess
 from shared.settings import Settings
+from shared.tooling.azurite_process import AzuriteProcess
 from tests.conftest import TEST_API_KEY, make_settings
 
 ADMIN_KEY = "test-admin-key-0123456789"

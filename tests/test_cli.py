@@ -74,7 +74,7 @@ def test_local_run_summary_shows_cost(settings: Settings, tmp_path: Path) -> Non
     from decimal import Decimal
 
     from shared.core.usage import Counters, UsageKey, UsageRow
-    from shared.devtools.demo_run import summary_table
+    from shared.tooling.demo.demo_run import summary_table
     from tests.billing_support import ALPHA_NEW, ALPHA_OLD, expected_cost, with_prices
 
     priced = with_prices(settings, tmp_path)

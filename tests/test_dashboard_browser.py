@@ -26,8 +26,8 @@ from shared.composition import probe_store, quota_store, table_store
 from shared.core.probe import ProbeAttempt
 from shared.core.quotas import make_quota
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
-from shared.devtools.azurite_process import free_port
 from shared.settings import Settings
+from shared.tooling.azurite_process import free_port
 from tests.conftest import TEST_API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent

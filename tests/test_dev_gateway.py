@@ -21,7 +21,9 @@ from openai import AzureOpenAI
 from shared.adapters import local_workspace
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Granularity
-from shared.devtools.dev_gateway import (
+from shared.errors import ChargebackError, LogSourceError
+from shared.settings import Settings
+from shared.tooling.dev_gateway import (
     PROBE_KEY,
     RESOURCE_ID,
     DevGateway,
@@ -30,8 +32,6 @@ from shared.devtools.dev_gateway import (
     chat_prompt_tokens,
     split_messages,
 )
-from shared.errors import ChargebackError, LogSourceError
-from shared.settings import Settings
 
 API_VERSION = "2024-10-21"
 KEYS = {
@@ -286,7 +286,7 @@ def test_slow_stream_fault(gateway: DevGateway) -> None:
 
 def test_production_code_never_loads_the_dev_gateway() -> None:
     code = ("import sys, function_app, shared.composition as c, shared.services.probe, shared.adapters.probe_client; "
-            "print(sorted(m for m in sys.modules if m.startswith('shared.devtools')))")
+            "print(sorted(m for m in sys.modules if m.startswith('shared.tooling')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"

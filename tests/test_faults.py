@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from shared import demo_data
 from shared.adapters.log_analytics import LogAnalyticsSource
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Granularity, UsageRow
-from shared.devtools.azurite_process import AzuriteProcess
 from shared.errors import ChargebackError, LogSourceError, PartialResultError, StorageError
 from shared.services.rollup import WATERMARK_NAME, RollupService
 from shared.settings import Settings
+from shared.tooling.azurite_process import AzuriteProcess
+from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END, make_settings
 from tests.expected import expected_hourly, rollup_to
 from tests.test_log_analytics import ROW, FakeCredential, FakeWorkspace, table

@@ -15,8 +15,8 @@ from azure.functions.timer import TimerRequest
 
 from shared.composition import table_store
 from shared.core.usage import Granularity
-from shared.devtools.demo_run import write_demo_workspace
 from shared.settings import Settings
+from shared.tooling.demo.demo_run import write_demo_workspace
 from tests.conftest import TEST_API_KEY, process_environment
 
 

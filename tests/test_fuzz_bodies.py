@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from shared import demo_data
 from shared.adapters.local_workspace import LocalWorkspaceSource
 from shared.queries import load
 from shared.services.rollup import usage_rows
+from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import body_usage, valid_usage
 from tests.test_rollup import write_workspace

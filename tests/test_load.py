@@ -17,8 +17,8 @@ import pytest
 
 from shared.composition import table_store
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
-from shared.devtools.azurite_process import free_port, port_open
 from shared.settings import Settings
+from shared.tooling.azurite_process import free_port, port_open
 from tests.conftest import TEST_API_KEY
 
 REQUESTS = 2000

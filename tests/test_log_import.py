@@ -16,8 +16,8 @@ import pytest
 from shared import queries
 from shared.adapters.local_workspace import LocalWorkspaceSource
 from shared.cli import main
-from shared.log_import.parse import GATEWAY, LLM, SYNTHETIC_PREFIX, parse_bytes
-from shared.log_import.writer import ImportReport, import_files
+from shared.tooling.log_import.readers import GATEWAY, LLM, SYNTHETIC_PREFIX, parse_bytes
+from shared.tooling.log_import.writer import ImportReport, import_files
 from shared.workspace_schema import table_schemas
 
 RESOURCE = ("/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/RG-AI/PROVIDERS/"

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared import demo_data
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Granularity
 from shared.settings import Settings
+from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import body_usage, expected_hourly
 from tests.test_rollup import stored, write_workspace

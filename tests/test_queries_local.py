@@ -7,10 +7,10 @@ from pathlib import Path
 import duckdb_kql
 import pytest
 
-from shared import demo_data
 from shared.adapters import local_workspace
 from shared.core.kql import declared_parameters
 from shared.queries import CONTRACTS, QUERIES_DIR, load
+from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 
 QUERY_FILES = sorted(p for p in QUERIES_DIR.rglob("*.kql") if "schemas" not in p.parts)

@@ -1,7 +1,7 @@
 """Every KQL query is checked offline by Microsoft's Kusto analyzer.
 
 Uses ``tools/kql-check/check.js`` (npm ``@kusto/language-service-next``) via
-``shared.querycheck``. The analyzer and node are required: if they are missing
+``shared.tooling.querycheck``. The analyzer and node are required: if they are missing
 these tests fail (they never skip) and tell you to run ``npm ci``.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.querycheck import (
+from shared.tooling.querycheck import (
     CheckReport,
     FileReport,
     QueryCheckError,

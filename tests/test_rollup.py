@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from shared import demo_data
 from shared.adapters import local_workspace
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Granularity, UsageRow
 from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
 from shared.services.rollup import WATERMARK_NAME, RollupService
 from shared.settings import Settings
+from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import expected_hourly, rollup_to
 
@@ -200,7 +200,7 @@ def test_concurrent_watermark_update_is_refused(loaded: Settings) -> None:
 
 
 def test_unreachable_storage_fails_clearly_and_keeps_watermark(loaded: Settings, azurite) -> None:  # type: ignore[no-untyped-def]
-    from shared.devtools.azurite_process import free_port
+    from shared.tooling.azurite_process import free_port
 
     dead = loaded.with_overrides(TABLES_CONNECTION_STRING=azurite.connection_string.replace(
         f":{azurite.port}/", f":{free_port()}/"))

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import demo_data
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
 from shared.settings import Settings
+from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END, TEST_API_KEY
 from tests.test_api import get
 from tests.test_rollup import stored, write_workspace
@@ -114,7 +114,7 @@ def test_no_prompt_or_completion_text_is_stored_or_logged(settings: Settings,
 
 
 def test_error_bodies_carry_no_internals(settings: Settings, azurite) -> None:  # type: ignore[no-untyped-def]
-    from shared.devtools.azurite_process import free_port
+    from shared.tooling.azurite_process import free_port
 
     broken = settings.with_overrides(TABLES_CONNECTION_STRING=settings.tables_connection_string.replace(  # type: ignore[union-attr]
         f":{azurite.port}/", f":{free_port()}/"))

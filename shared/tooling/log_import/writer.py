@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.adapters import local_workspace
 from shared.errors import ImportFormatError
-from shared.log_import.parse import LLM, TABLES, Malformed, Row, dedupe_key, parse_file
+from shared.tooling.log_import.readers import LLM, TABLES, Malformed, Row, dedupe_key, parse_file
 
 BATCH_ROWS = 20_000
 LISTED_SKIPS = 20

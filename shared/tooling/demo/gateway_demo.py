@@ -7,8 +7,8 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from shared.devtools.dev_gateway import PROBE_KEY, PROBE_SUBSCRIPTION, DevGateway
 from shared.settings import Settings
+from shared.tooling.dev_gateway import PROBE_KEY, PROBE_SUBSCRIPTION, DevGateway
 
 if TYPE_CHECKING:
     from openai import AzureOpenAI

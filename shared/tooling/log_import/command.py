@@ -25,8 +25,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.log_import.parse import TABLES, table_name
-    from shared.log_import.writer import import_files
+    from shared.tooling.log_import.readers import TABLES, table_name
+    from shared.tooling.log_import.writer import import_files
 
     table = None
     if args.table is not None:

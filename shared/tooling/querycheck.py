@@ -11,7 +11,7 @@ but not identical with Log Analytics; see ``tools/kql-check/check.js``.
 Example::
 
     from pathlib import Path
-    from shared.querycheck import check_queries, format_report
+    from shared.tooling.querycheck import check_queries, format_report
 
     report = check_queries([Path("queries")])
     print(format_report(report))
@@ -41,7 +41,7 @@ __all__ = [
     "format_report",
 ]
 
-DEFAULT_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHECK_SCRIPT = Path("tools") / "kql-check" / "check.js"
 KUSTO_PACKAGE = Path("node_modules") / "@kusto" / "language-service-next"
 KUSTO_ENTRY_FILES = ("bridge.min.js", "Kusto.Language.Bridge.min.js")

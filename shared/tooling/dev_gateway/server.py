@@ -38,9 +38,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from shared import demo_data
 from shared.adapters import local_workspace
 from shared.errors import ChargebackError
+from shared.tooling.demo import demo_data
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared import demo_data
 from shared.adapters import local_workspace
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Counters, Granularity, total
-from shared.devtools import gateway_demo
-from shared.devtools.azurite_process import AzuriteProcess, port_open
-from shared.devtools.dev_gateway import DevGateway, GatewayConfig
 from shared.settings import Settings
+from shared.tooling.azurite_process import AzuriteProcess, port_open
+from shared.tooling.demo import demo_data, gateway_demo
+from shared.tooling.dev_gateway import DevGateway, GatewayConfig
 
 DEMO_DAYS = 3
 DEV_GATEWAY_PORT = 8081

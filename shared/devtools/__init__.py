@@ -1,1 +1,0 @@
-"""Developer tooling (local Azurite, demo run); never used by the deployed functions."""

@@ -1,7 +1,28 @@
 """Every error the application raises on purpose.
 
 Adapters translate SDK exceptions into these (``raise ... from exc``) so that triggers and the
-HTTP layer can map them to log lines, exit codes and 4xx responses without knowing any SDK.
+HTTP layer can map them to log lines, exit codes and 4xx responses without knowing any SDK; a
+caller tells cases apart by class, never by looking at ``__cause__``.
+
+    ChargebackError                 message safe to show an operator
+    ├── SettingError                a setting is missing or malformed (names the key)
+    ├── LogSourceError              the log source could not answer
+    │   ├── PartialResultError      ... answered only part of a query
+    │   └── QueryContractError      ... returned other columns than the code reads
+    ├── QueryCheckError             the offline KQL analyzer could not run
+    ├── ImportFormatError           a log file cannot be read at all
+    ├── StorageError                Table Storage rejected or could not complete an operation
+    │   ├── StorageUnavailableError     ... could not be reached at all             (HTTP 503)
+    │   ├── NotFoundError               ... the record asked for does not exist
+    │   ├── TransactionRejectedError    ... refused a transaction (nothing of it written)
+    │   └── ConcurrentUpdateError       ... another run changed the record (ETag)
+    │       └── AlreadyExistsError          ... or created it first
+    ├── InvalidRequestError         a caller sent a bad parameter (names it)      (HTTP 400)
+    ├── NotAuthorizedError          no or bad credentials                         (HTTP 401)
+    ├── ForbiddenError              known caller, outside its scope                (HTTP 403)
+    ├── DeliveryError               an alert channel did not accept a message
+    ├── EnforcementError            changing an APIM subscription's state failed
+    └── AlertRunError               alerts failed after the rollup itself finished
 """
 
 from __future__ import annotations
@@ -47,8 +68,20 @@ class StorageUnavailableError(StorageError):
     """Table Storage could not be reached at all."""
 
 
+class NotFoundError(StorageError):
+    """The record (entity) asked for does not exist."""
+
+
+class TransactionRejectedError(StorageError):
+    """The service refused a transaction; none of its operations were written."""
+
+
 class ConcurrentUpdateError(StorageError):
     """Another run changed a record (the watermark) since this run read it."""
+
+
+class AlreadyExistsError(ConcurrentUpdateError):
+    """Another run created the record this run meant to create (an insert-only write lost the race)."""
 
 
 class InvalidRequestError(ChargebackError):

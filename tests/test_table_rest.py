@@ -149,3 +149,19 @@ def test_only_strings_are_bound_and_a_refused_query_says_why(settings: Settings)
     table = table_store(settings).table(settings.table_prefix + "bad")
     with pytest.raises(StorageError, match="HTTP 400"):
         list(query(table, "this is not odata @x", {"x": "y"}))
+
+
+def test_the_fast_path_fails_loudly_when_the_sdk_internals_moved() -> None:
+    """The one seam onto TableClient._client names the installed SDK version instead of an AttributeError."""
+    from importlib.metadata import version
+
+    from shared.adapters.table_rest import send
+    from shared.errors import StorageError
+
+    class UpgradedClient:  # an SDK whose TableClient no longer has the generated client attribute
+        url = "http://127.0.0.1:1/devstoreaccount1"
+        table_name = "t"
+
+    with pytest.raises(StorageError, match=rf"azure-data-tables {version('azure-data-tables')} has no "
+                                           r"TableClient\._client\.send_request.*12\.7\.0"):
+        send(UpgradedClient(), object())

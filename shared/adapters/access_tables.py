@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters.table_access import TableAccess, caused_by
+from shared.adapters.table_access import TableAccess
 from shared.core.access import ADMIN, READER, Grant
 from shared.core.keys import partition_key
-from shared.errors import StorageError
+from shared.errors import NotFoundError
 
 ACCESS = "access"
 ROW = "grant"
@@ -40,10 +40,8 @@ class AccessTableStore:
         table = self._access.table(ACCESS)
         try:
             entity = self._access.call(lambda: table.get_entity(partition_key(principal), ROW))
-        except StorageError as exc:
-            if caused_by(exc, "ResourceNotFoundError"):
-                return None
-            raise
+        except NotFoundError:
+            return None
         return grant_from(entity)
 
     def lookup(self, principals: Iterable[str]) -> list[Grant]:

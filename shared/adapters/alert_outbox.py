@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.table_access import TableAccess, caused_by, decimal_or_none, int64, plain, utc
+from shared.adapters.entity_values import decimal_or_none, int64, plain, utc
+from shared.adapters.table_access import TableAccess
 from shared.core.alerting import FAILED, PENDING, SENT, Alert
 from shared.core.keys import partition_key
 from shared.core.quotas import Period
-from shared.errors import ConcurrentUpdateError, StorageError
+from shared.errors import AlreadyExistsError, ConcurrentUpdateError, StorageError
 from shared.ports import OutboxEntry
 
 ALERTS = "alerts"
@@ -92,10 +93,8 @@ class AlertOutboxTable:
         entity = alert_entity(alert, now)
         try:
             self._access.call(lambda: table.create_entity(entity))
-        except ConcurrentUpdateError as exc:
-            if caused_by(exc, "ResourceExistsError"):
-                return False  # recorded before: exactly once
-            raise
+        except AlreadyExistsError:
+            return False  # recorded before: exactly once
         return True
 
     def deliverable(self, now: datetime, max_attempts: int) -> list[OutboxEntry]:

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from shared.adapters.entity_values import plain
 from shared.adapters.tables import TableStore
 from shared.core.keys import encode_part
 from shared.core.probe import IncidentState, ProbeAttempt
-from shared.errors import StorageError
+from shared.errors import NotFoundError
 
 T = TypeVar("T")
 STATE_PARTITION = "incident"
@@ -85,17 +86,13 @@ def state_from(entity: dict[str, Any]) -> IncidentState:
                          pending=pending if pending in ("opened", "recovered") else None)
 
 
-def _plain(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
 def _int(value: Any) -> int | None:
-    value = _plain(value)
+    value = plain(value)
     return None if value is None else int(value)
 
 
 def _float(value: Any) -> float | None:
-    value = _plain(value)
+    value = plain(value)
     return None if value is None else float(value)
 
 
@@ -138,15 +135,11 @@ class ProbeStore:
     # -- incident state ---------------------------------------------------------------------------
     def get_state(self, deployment: str) -> tuple[IncidentState, str | None]:
         """The stored state and its ETag; a fresh state and ``None`` when there is none yet."""
-        from azure.core.exceptions import ResourceNotFoundError
-
         table = self._table(self.state_table)
         try:
             entity = self._call(lambda: table.get_entity(STATE_PARTITION, probe_partition(deployment)))
-        except StorageError as exc:
-            if isinstance(exc.__cause__, ResourceNotFoundError):
-                return IncidentState(), None
-            raise
+        except NotFoundError:
+            return IncidentState(), None
         return state_from(entity), str(entity.metadata["etag"])
 
     def put_state(self, deployment: str, state: IncidentState, etag: str | None) -> str:

@@ -12,11 +12,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from shared.adapters.table_access import TableAccess, caused_by, decimal_or_none, int64, plain
+from shared.adapters.entity_values import decimal_or_none, int64, plain
+from shared.adapters.table_access import TableAccess
 from shared.core.keys import encode_part, partition_key
 from shared.core.pricing import Price
 from shared.core.quotas import Period, Quota
-from shared.errors import StorageError
+from shared.errors import NotFoundError
 
 QUOTAS = "quotas"
 PRICES = "prices"
@@ -118,9 +119,7 @@ class PriceTableStore:
         row = f"{encode_part(model.strip().lower())}|{effective_from.isoformat()}"
         try:
             self._access.call(lambda: table.get_entity(PRICE_PARTITION, row))
-        except StorageError as exc:
-            if caused_by(exc, "ResourceNotFoundError"):
-                return False
-            raise
+        except NotFoundError:
+            return False
         self._access.call(lambda: table.delete_entity(PRICE_PARTITION, row))
         return True

@@ -5,8 +5,8 @@ azure-data-tables builds and parses every transaction through the ``email`` pack
 of Python per entity, five times the work Azurite does to store it, and the bound of every rollup
 write (bench 4, README Performance).  This module writes the same wire format directly (the OData
 ``multipart/mixed`` batch of one changeset, as the SDK sends it) and reads back only the status
-lines.  The request still goes through the table client's own pipeline, so authentication (shared
-key or managed identity), retries and the user agent stay the SDK's.
+lines.  The request still goes through the table client's own pipeline (:mod:`shared.adapters.table_rest`),
+so authentication (shared key or managed identity), retries and the user agent stay the SDK's.
 
 Only what the chargeback tables store is serialized (str, bool, int, float, aware datetime and
 ``EntityProperty`` Int64), with the SDK's rules (``tests/test_table_rest.py`` compares both).
@@ -21,12 +21,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-from shared.errors import StorageError
+from shared.adapters.table_rest import PROTOCOL_HEADERS, endpoints, error_text, send
+from shared.errors import TransactionRejectedError
 
-# What azure-data-tables 12.x sends with every request.
-PROTOCOL_HEADERS = {"x-ms-version": "2019-02-02", "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"}
 INT32 = range(-(2**31), 2**31)
 INT64 = range(-(2**63), 2**63)
 _STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})[^\r\n]*", re.MULTILINE)
@@ -72,14 +71,6 @@ def _typed(name: str, value: Any) -> tuple[str | None, Any]:
     raise TypeError(f"property {name}: unsupported type {type(value).__name__}")
 
 
-def endpoints(table: Any) -> tuple[str, str, str]:
-    """(account URL, table URL, SAS query or "") of a TableClient, whose ``url`` is the account
-    endpoint with the SAS query, if one is used."""
-    scheme, host, path, sas, _ = urlsplit(table.url)
-    account = urlunsplit((scheme, host, path.rstrip("/"), "", ""))
-    return account, f"{account}/{quote(table.table_name, safe='')}", sas
-
-
 def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
@@ -105,7 +96,7 @@ def transaction_body(table_url: str, entities: list[Mapping[str, Any]], batch: s
 def submit_replace(table: Any, entities: Iterable[Mapping[str, Any]]) -> int:
     """Insert-or-replace ``entities`` (one partition, at most 100) as one atomic transaction
     through ``table``'s pipeline.  Returns how many were written; a rejected transaction raises
-    :class:`StorageError` (nothing of it was written), SDK transport errors propagate as they are."""
+    :class:`TransactionRejectedError` (nothing of it was written), SDK transport errors propagate as they are."""
     from azure.core.rest import HttpRequest
 
     batch_entities = list(entities)
@@ -118,27 +109,14 @@ def submit_replace(table: Any, entities: Iterable[Mapping[str, Any]]) -> int:
     request = HttpRequest("POST", f"{account}/$batch{'?' + sas if sas else ''}", headers={
         **PROTOCOL_HEADERS, "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
     }, content=transaction_body(table_url, batch_entities, batch, changeset))
-    # The generated client behind TableClient: the call the SDK's own submit_transaction makes.
-    response = table._client.send_request(request, stream=True)
+    response = send(table, request)
     body: bytes = response.read()
     if response.status_code != 202:
-        raise StorageError(f"transaction refused with HTTP {response.status_code}: {error_text(body)}")
+        raise TransactionRejectedError(f"transaction refused with HTTP {response.status_code}: {error_text(body)}")
     statuses = [int(status) for status in _STATUS.findall(body)]
     failed = [status for status in statuses if not 200 <= status < 300]
     if failed:
-        raise StorageError(f"transaction rejected (HTTP {failed[0]}): {error_text(body)}")
+        raise TransactionRejectedError(f"transaction rejected (HTTP {failed[0]}): {error_text(body)}")
     if len(statuses) != len(batch_entities):
-        raise StorageError(f"transaction answered {len(statuses)} of {len(batch_entities)} operations")
+        raise TransactionRejectedError(f"transaction answered {len(statuses)} of {len(batch_entities)} operations")
     return len(batch_entities)
-
-
-def error_text(body: bytes) -> str:
-    """The service's error code and message (``odata.error``), or the start of the body."""
-    match = re.search(rb'\{"odata\.error".*\}', body, re.DOTALL)
-    if match:
-        try:
-            error = json.loads(match.group(0))["odata.error"]
-            return f"{error.get('code', '?')}: {error.get('message', {}).get('value', '')}".strip()
-        except (ValueError, KeyError, AttributeError, TypeError):
-            pass
-    return body[:200].decode("utf-8", "replace").strip() or "(empty response)"

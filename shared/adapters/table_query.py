@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from shared.adapters.table_batch import PROTOCOL_HEADERS, endpoints, error_text
+from shared.adapters.table_rest import PROTOCOL_HEADERS, endpoints, error_text, send
 from shared.errors import StorageError
 
 
@@ -50,12 +50,11 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
     dates: dict[str, datetime] = {}  # a report repeats few period starts: parse each once
     plans: dict[tuple[str, ...], Plan] = {}
     while True:
-        # The generated client behind TableClient, as for transactions (table_batch).
         # Every value percent-encoded here: azure-core's params= would put them in the URL as they
         # are, and the service decodes %27 back into a quote.
         encoded = "&".join(f"{name}={quote(value, safe='')}" for name, value in params.items())
         target = f"{table_url}()?{sas + '&' if sas else ''}{encoded}"
-        response = table._client.send_request(HttpRequest("GET", target, headers=headers), stream=True)
+        response = send(table, HttpRequest("GET", target, headers=headers))
         body: bytes = response.read()
         if response.status_code != 200:
             raise StorageError(f"query refused with HTTP {response.status_code}: {error_text(body)}")

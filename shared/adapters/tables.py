@@ -17,11 +17,19 @@ from functools import partial
 from itertools import groupby
 from typing import Any, TypeVar
 
+from shared.adapters.entity_values import plain
 from shared.adapters.table_batch import submit_replace
 from shared.adapters.table_query import query
 from shared.core.keys import partition_key, period_range, row_key
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
-from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
+from shared.errors import (
+    AlreadyExistsError,
+    ConcurrentUpdateError,
+    NotFoundError,
+    StorageError,
+    StorageUnavailableError,
+    TransactionRejectedError,
+)
 from shared.ports import Watermark
 
 T = TypeVar("T")
@@ -53,7 +61,7 @@ def usage_entity(row: UsageRow) -> dict[str, Any]:
 
 
 def usage_row(entity: dict[str, Any]) -> UsageRow:
-    values = {name: _plain(entity.get(prop)) for name, prop in _PROPERTY.items()}
+    values = {name: plain(entity.get(prop)) for name, prop in _PROPERTY.items()}
     start = entity["PeriodStart"]
     return UsageRow(
         Granularity(entity["Granularity"]),
@@ -63,10 +71,6 @@ def usage_row(entity: dict[str, Any]) -> UsageRow:
                  entity.get("Deployment", "")),
         counters_from(values),
     )
-
-
-def _plain(value: Any) -> Any:
-    return getattr(value, "value", value)  # Int64 values come back wrapped in EntityProperty
 
 
 class TableStore:
@@ -92,18 +96,24 @@ class TableStore:
             AzureError,
             ResourceExistsError,
             ResourceModifiedError,
+            ResourceNotFoundError,
             ServiceRequestError,
         )
         from azure.data.tables import TableTransactionError
 
         try:
             return operation()
-        except (ResourceModifiedError, ResourceExistsError) as exc:
+        except ResourceExistsError as exc:
+            raise AlreadyExistsError(f"a concurrent run created the same record in {self._describe}") from exc
+        except ResourceModifiedError as exc:
             raise ConcurrentUpdateError(f"a concurrent run changed the same record in {self._describe}") from exc
+        except ResourceNotFoundError as exc:
+            raise NotFoundError(f"no such record in {self._describe}: {_first_line(exc)}") from exc
         except ServiceRequestError as exc:
             raise StorageUnavailableError(f"Table Storage is unreachable at {self._describe}: {exc}") from exc
         except TableTransactionError as exc:
-            raise StorageError(f"a transaction was rejected by {self._describe}: {_first_line(exc)}") from exc
+            raise TransactionRejectedError(
+                f"a transaction was rejected by {self._describe}: {_first_line(exc)}") from exc
         except AzureError as exc:
             raise StorageError(f"Table Storage operation failed on {self._describe}: {_first_line(exc)}") from exc
 
@@ -136,10 +146,8 @@ class TableStore:
     def _submit(self, table: Any, chunk: list[dict[str, Any]]) -> int:
         try:
             return self.call(partial(submit_replace, table, chunk))
-        except StorageError as exc:
-            if exc.__cause__ is None:  # refused by the service: name the store, as call() does
-                raise StorageError(f"a transaction was rejected by {self._describe}: {exc}") from exc
-            raise
+        except TransactionRejectedError as exc:  # name the store, as call() does
+            raise TransactionRejectedError(f"a transaction was rejected by {self._describe}: {exc}") from exc
 
     def _try(self, operation: Callable[[], T]) -> T | StorageError:
         try:
@@ -164,15 +172,11 @@ class TableStore:
 
     # -- watermarks -------------------------------------------------------------------------------
     def get(self, name: str) -> Watermark:
-        from azure.core.exceptions import ResourceNotFoundError
-
         table = self.table(self.state_table)
         try:
             entity = self.call(lambda: table.get_entity("watermark", name))
-        except StorageError as exc:
-            if isinstance(exc.__cause__, ResourceNotFoundError):
-                return Watermark(None, None)
-            raise
+        except NotFoundError:
+            return Watermark(None, None)
         value = entity["Value"]
         return Watermark(value.astimezone(UTC), entity.metadata["etag"])
 

@@ -13,7 +13,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from shared.errors import ImportFormatError
-from shared.tooling.log_import.readers import Malformed, Row, parse_bytes
+from shared.tooling.log_import.readers import parse_bytes
+from shared.tooling.log_import.records import Malformed, Row
 from shared.workspace_schema import table_schemas
 
 values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),

@@ -25,7 +25,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.tooling.log_import.readers import TABLES, table_name
+    from shared.tooling.log_import.records import TABLES, table_name
     from shared.tooling.log_import.writer import import_files
 
     table = None

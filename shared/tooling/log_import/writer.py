@@ -16,7 +16,8 @@ from typing import Any
 
 from shared.adapters import local_workspace
 from shared.errors import ImportFormatError
-from shared.tooling.log_import.readers import LLM, TABLES, Malformed, Row, dedupe_key, parse_file
+from shared.tooling.log_import.readers import parse_file
+from shared.tooling.log_import.records import LLM, TABLES, Malformed, Row, dedupe_key
 
 BATCH_ROWS = 20_000
 LISTED_SKIPS = 20

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from shared.core.alerting import FORECAST, Alert, alert_document, facts, title
+from shared.core.chat_cards import ChatMessage, render
 from shared.errors import DeliveryError
 
 
@@ -33,52 +33,19 @@ if not any(isinstance(f, _NoRequestLines) for f in _httpx_log.filters):
     _httpx_log.addFilter(_NoRequestLines())
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+KINDS = ("webhook", "teams", "slack")
 
 
-def teams_message(alert: Alert) -> dict[str, Any]:
-    """A message with one Adaptive Card (incoming webhook and Workflows 'post to a channel')."""
-    card = {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "type": "AdaptiveCard",
-        "version": "1.4",
-        "body": [
-            {"type": "TextBlock", "text": title(alert), "weight": "Bolder", "size": "Medium", "wrap": True,
-             "color": "Attention" if alert.kind == FORECAST or alert.threshold >= 100 else "Warning"},
-            {"type": "FactSet", "facts": [{"title": name, "value": value} for name, value in facts(alert)]},
-            {"type": "TextBlock", "text": f"Alert id {alert.alert_id}", "isSubtle": True, "size": "Small",
-             "wrap": True},
-        ],
-    }
-    return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}]}
-
-
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_message(alert: Alert) -> dict[str, Any]:
-    heading = title(alert)
-    fields = [{"type": "mrkdwn", "text": f"*{name}*\n{_slack_escape(value)}"} for name, value in facts(alert)][:10]
-    return {
-        "text": _slack_escape(heading),  # the notification / fallback text
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": heading[:150]}},
-            {"type": "section", "fields": fields},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert id `{alert.alert_id}`"}]},
-        ],
-    }
-
-
-RENDER: dict[str, Callable[[Alert], dict[str, Any]]] = {
-    "webhook": alert_document, "teams": teams_message, "slack": slack_message}
+def alert_message(alert: Alert) -> ChatMessage:
+    color = "Attention" if alert.kind == FORECAST or alert.threshold >= 100 else "Warning"
+    return ChatMessage(title(alert), facts(alert), color, footnote=f"Alert id {alert.alert_id}")
 
 
 class HttpChannel:
     """POSTs the kind's rendering of an alert as JSON to one URL."""
 
     def __init__(self, kind: str, url: str, transport: httpx.BaseTransport | None = None) -> None:
-        if kind not in RENDER:
+        if kind not in KINDS:
             raise ValueError(f"unknown channel kind {kind!r}")
         self.kind = kind
         self._url = url
@@ -93,7 +60,7 @@ class HttpChannel:
         return f"HttpChannel({self._label})"
 
     def payload(self, alert: Alert) -> dict[str, Any]:
-        return RENDER[self.kind](alert)
+        return render(self.kind, alert_message(alert), alert_document(alert))
 
     def send(self, alert: Alert) -> None:
         self.post(self.payload(alert))

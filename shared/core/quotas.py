@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from shared.core.pricing import money_text
-from shared.core.usage import PROBE, UNATTRIBUTED, Granularity
+from shared.core.usage import Granularity, is_team_subscription
 from shared.errors import InvalidRequestError
 
 DEFAULT_SUBSCRIPTION = "*"
@@ -141,7 +141,7 @@ class QuotaBook:
         own = self._quotas.get((subscription_id, period))
         if own is not None:
             return own
-        if subscription_id in (UNATTRIBUTED, PROBE):
+        if not is_team_subscription(subscription_id):
             return None  # no subscription / synthetic probe traffic: only an explicit quota applies
         return self._quotas.get((DEFAULT_SUBSCRIPTION, period))
 

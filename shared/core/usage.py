@@ -18,6 +18,18 @@ UNKNOWN = "unknown"  # model or deployment the logs did not name
 PROBE = "synthetic-probe"  # synthetic probe traffic: reported on its own, never charged
 
 
+def is_chargeable(subscription_id: str) -> bool:
+    """Whether a subscription's usage is charged: everything but the synthetic probe's traffic
+    (reported on its own in usage reports, never on a chargeback line)."""
+    return subscription_id != PROBE
+
+
+def is_team_subscription(subscription_id: str) -> bool:
+    """A real APIM subscription a team holds: chargeable and attributed.  Only these fall under
+    the default (``*``) quota and can be enforced on; there is no one to suspend for the rest."""
+    return is_chargeable(subscription_id) and subscription_id != UNATTRIBUTED
+
+
 class Granularity(StrEnum):
     HOUR = "hour"
     DAY = "day"

@@ -30,7 +30,7 @@ from decimal import Decimal
 from shared.core.alerting import FAILED, PENDING, SENT, PeriodUsage, due_alerts, over_limit
 from shared.core.pricing import Cost, PriceTable, row_cost
 from shared.core.quotas import Period, QuotaBook
-from shared.core.usage import PROBE, UNATTRIBUTED, Granularity
+from shared.core.usage import Granularity, is_team_subscription
 from shared.core.windows import Window
 from shared.errors import AlertRunError, ChargebackError, DeliveryError
 from shared.ports import (
@@ -142,7 +142,7 @@ class AlertService:
         except ChargebackError as exc:
             result.errors.append(f"enforcement ledger unreadable: {exc}")
             return
-        over = {sub: why for sub, why in over_limit(usages, book, as_of).items() if sub not in (UNATTRIBUTED, PROBE)}
+        over = {sub: why for sub, why in over_limit(usages, book, as_of).items() if is_team_subscription(sub)}
         for sub, reasons in sorted(over.items()):
             if suspended.get(sub) == mode:
                 continue  # already done in this mode

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from shared.core.chat_cards import ChatMessage, render
 from shared.errors import DeliveryError
 from shared.ports import AlertChannel
 from shared.services.probe import Incident, LoggingIncidentNotifier
@@ -33,30 +34,17 @@ def incident_document(incident: Incident, event: str) -> dict[str, Any]:
     }
 
 
-def _title(doc: dict[str, Any]) -> str:
+def incident_message(doc: dict[str, Any]) -> ChatMessage:
     if doc["event"] == "opened":
-        return f"Azure OpenAI probe failing: {doc['deployment']} ({doc['consecutiveFailures']} failed runs)"
-    return f"Azure OpenAI probe recovered: {doc['deployment']}"
-
-
-def render(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        heading = f"Azure OpenAI probe failing: {doc['deployment']} ({doc['consecutiveFailures']} failed runs)"
+    else:
+        heading = f"Azure OpenAI probe recovered: {doc['deployment']}"
     facts = [("Deployment", doc["deployment"]), ("Gateway", doc["target"]), ("Since", doc["openedAt"]),
              ("Last error", doc["lastError"] or "-")]
     if doc["recoveredAt"]:
         facts.append(("Recovered", doc["recoveredAt"]))
-    if kind == "teams":
-        card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-                "version": "1.4", "body": [
-                    {"type": "TextBlock", "text": _title(doc), "weight": "Bolder", "size": "Medium", "wrap": True,
-                     "color": "Attention" if doc["event"] == "opened" else "Good"},
-                    {"type": "FactSet", "facts": [{"title": k, "value": str(v)} for k, v in facts]}]}
-        return {"type": "message", "attachments": [
-            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
-    if kind == "slack":
-        return {"text": _title(doc), "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": _title(doc)[:150]}},
-            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in facts]}]}
-    return doc
+    return ChatMessage(heading, [(name, str(value)) for name, value in facts],
+                       "Attention" if doc["event"] == "opened" else "Good")
 
 
 class ChannelIncidentNotifier:
@@ -76,7 +64,7 @@ class ChannelIncidentNotifier:
         failed = []
         for channel in self.channels:
             try:
-                channel.post(render(channel.kind, doc))
+                channel.post(render(channel.kind, incident_message(doc), doc))
             except DeliveryError as exc:
                 log.error("probe incident %s not delivered to %s: %s", doc["incidentId"], channel.label, exc)
                 failed.append(channel.label)

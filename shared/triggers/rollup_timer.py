@@ -1,4 +1,5 @@
-"""Timer ``rollup`` on ``%ROLLUP_SCHEDULE%``: one rollup run, logged; any failure fails the run."""
+"""Timer ``rollup`` on ``%ROLLUP_SCHEDULE%``: one scheduled run (rollup, then alerts), logged; any
+failure fails the invocation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import logging
 
 import azure.functions as func
 
-from shared.errors import ChargebackError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,21 +18,8 @@ def rollup(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("rollup timer is past due; running now (the window catches up from the watermark)")
     from shared.composition import alert_service, rollup_service  # here, not at import: cold start
+    from shared.services.scheduled_run import scheduled_run
 
     settings = Settings.from_environment()
-    try:
-        result = rollup_service(settings).run()
-    except ChargebackError as exc:
-        # Re-raised so the invocation shows as failed; the watermark stays at the last complete chunk.
-        log.error("rollup failed, watermark unchanged past the last complete chunk: %s", exc)
-        raise
-    log.info("rollup done: %s", result.summary())
-    # Quota alerts run only after the rollup (and its watermark) is complete; their failure still
-    # fails the invocation, visibly, without touching what the rollup wrote.
-    try:
-        alerts = alert_service(settings).run(result.window)
-        alerts.raise_for_errors()
-    except ChargebackError as exc:
-        log.error("rollup done, but quota alerts failed: %s", exc)
-        raise
-    log.info("%s", alerts.summary())
+    # Errors are logged by scheduled_run and re-raised so the invocation shows as failed.
+    scheduled_run(rollup_service(settings), lambda: alert_service(settings))

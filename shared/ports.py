@@ -46,7 +46,7 @@ class WatermarkRepository(Protocol):
 Rows = Sequence[Mapping[str, Any]]
 
 
-# -- pricing, quotas, alerts, enforcement (issue #4) ------------------------------------------------
+# -- pricing, quotas, alerts, enforcement -------------------------------------------------------
 class PriceOverrideRepository(Protocol):
     """Operator prices kept in Table Storage, laid over the price file."""
 

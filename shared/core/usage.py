@@ -8,7 +8,7 @@ which is what makes a rerun of any window give identical results.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -139,7 +139,3 @@ def total(rows: Iterable[UsageRow]) -> Counters:
 def counters_from(mapping: Mapping[str, Any]) -> Counters:
     """Counters from a mapping keyed by counter name; absent counters are zero."""
     return Counters(**{name: int(mapping.get(name) or 0) for name in COUNTER_NAMES})
-
-
-def with_counters(row: UsageRow, counters: Counters) -> UsageRow:
-    return replace(row, counters=counters)

@@ -63,7 +63,3 @@ def split(window: Window, max_chunk: timedelta) -> Iterator[Window]:
         stop = min(floor_hour(cursor) + step, window.end)
         yield Window(cursor, stop)
         cursor = stop
-
-
-def hours_in(window: Window) -> int:
-    return int((ceil_hour(window.end) - floor_hour(window.start)) / HOUR)

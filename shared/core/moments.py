@@ -1,8 +1,10 @@
-"""ISO dates and datetimes from request parameters, the one way every endpoint reads them."""
+"""Moments in time as the API reads and writes them: ISO dates and datetimes from request
+parameters, and the one ISO text (``...Z`` for UTC) every JSON body uses."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import overload
 
 from shared.errors import InvalidRequestError
 
@@ -20,3 +22,23 @@ def parse_moment(parameter: str, text: str) -> tuple[datetime, bool]:
     except ValueError:
         raise InvalidRequestError(parameter, f"expected an ISO date (YYYY-MM-DD) or datetime, got {text!r}") from None
     return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)), False
+
+
+@overload
+def iso(moment: datetime) -> str: ...
+
+
+@overload
+def iso(moment: None) -> None: ...
+
+
+@overload
+def iso(moment: datetime | None) -> str | None: ...
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 with ``Z`` for UTC (``2026-11-01T00:00:00Z``); ``None`` stays ``None`` (JSON ``null``).
+
+    Only the spelling changes: the moment is not converted, so callers pass UTC moments.
+    """
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

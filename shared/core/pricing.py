@@ -22,6 +22,7 @@ from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
+from shared.core.months import next_month
 from shared.core.usage import Counters, Granularity, UsageRow
 
 PER_TOKENS = 1_000_000  # prices are per 1M tokens
@@ -140,6 +141,25 @@ def row_cost(row: UsageRow, table: PriceTable) -> Cost:
         tokens = row.counters.total_tokens or row.counters.prompt_tokens + row.counters.completion_tokens
         return Cost(ZERO, tokens, frozenset({row.key.model}) if tokens else frozenset())
     return Cost(cost_of(row.counters, price))
+
+
+def month_priced_whole(row: UsageRow, table: PriceTable) -> bool:
+    """Whether a month row may be priced as one block: no price of its model changes inside the month.
+
+    Pricing is linear in tokens, so such a month costs exactly its tokens at the one price in force;
+    a month with a price change after its first day needs its day rows, each priced on its own date.
+    """
+    start, end = row.period_start.date(), next_month(row.period_start).date()
+    return not any(start < changed < end for changed in table.change_dates(row.key.model))
+
+
+def whole_month_cost(row: UsageRow, table: PriceTable) -> Cost:
+    """A month row priced without its day rows: at the month's single price when
+    :func:`month_priced_whole`, else every token unpriced (never a guess across the change)."""
+    if not month_priced_whole(row, table):
+        tokens = row.counters.total_tokens
+        return Cost(unpriced_tokens=tokens, unpriced_models=frozenset({row.key.model}) if tokens else frozenset())
+    return row_cost(UsageRow(Granularity.DAY, row.period_start, row.key, row.counters), table)
 
 
 def money_text(amount: Decimal) -> str:

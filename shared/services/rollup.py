@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.kql import declared_parameters
+from shared.core.months import next_month
 from shared.core.usage import Counters, Granularity, UsageRow, merge, normalize_key, touched_periods
 from shared.core.windows import Window, backfill_window, rollup_window, split
 from shared.ports import LogSource, UsageRepository, WatermarkRepository
@@ -164,11 +165,7 @@ class RollupService:
         """Month rows recomputed from the stored day rows of each touched (subscription, month)."""
         month_rows: list[UsageRow] = []
         for subscription, month in sorted(months):
-            stored = self.usage.read(subscription, Granularity.DAY, month, _next_month(month))
+            stored = self.usage.read(subscription, Granularity.DAY, month, next_month(month))
             month_rows.extend(merge(stored, Granularity.MONTH))
         return self.usage.upsert(month_rows)
-
-
-def _next_month(month: datetime) -> datetime:
-    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
 

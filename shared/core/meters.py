@@ -570,6 +570,17 @@ class PriceBook:
         return MergeResult(book, tuple(added), unchanged, tuple(conflicts))
 
 
+@dataclass(frozen=True)
+class StoredBook:
+    """A book as a store holds it: ``version`` is opaque (an ETag) and lets a commit check that the
+    book it replaces is still current; ``None`` means nothing was stored yet."""
+
+    book: PriceBook
+    version: str | None
+    generation: str | None = None  # the stored generation this book was read from
+    as_of: datetime | None = None  # when that generation was synced
+
+
 # -- meter price files (the shipped default and the stored book share this shape) --------------
 def meter_price_record(row: MeterPrice) -> dict[str, str | None]:
     """A flat record of text values (exact decimals as strings), for JSON files and table entities."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from shared.cli_present import grant_lines
 from shared.core.access import ADMIN, READER, Grant, grant_json, make_grant, normalize_principal, parse_subscriptions
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
@@ -36,8 +37,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     store = access_store(settings)
     if args.access_command == "list":
         grants = store.all()
-        for grant in grants:
-            print(f"{grant.principal:<48}{grant.role:<8}{', '.join(sorted(grant.subscriptions))}")
+        for line in grant_lines(grants):
+            print(line)
         if not grants:
             print("no grants")
         return 0

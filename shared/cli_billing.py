@@ -11,8 +11,10 @@ import json
 import sys
 from datetime import UTC, date, datetime
 
+from shared.cli_present import alert_lines, chargeback_csv, chargeback_text, price_lines, quota_lines
 from shared.core.alerting import STATUSES
-from shared.core.pricing import Price, PriceFileError, display, money_text, price_from
+from shared.core.months import parse_month
+from shared.core.pricing import Price, PriceFileError, price_from
 from shared.core.quotas import check_subscription_id, make_quota, parse_period, quota_json
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
@@ -73,16 +75,15 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _chargeback(args: argparse.Namespace, settings: Settings) -> int:
     from shared.composition import price_catalog, table_store
-    from shared.services.costing import chargeback, chargeback_csv, chargeback_text, parse_month
+    from shared.services.costing import monthly_chargeback
 
     store = table_store(settings)
     month = parse_month(args.month, datetime.now(UTC))
-    table = price_catalog(settings, store).current()
-    lines = chargeback(store, table, month)
+    report = monthly_chargeback(store, price_catalog(settings, store).current, month)
     if args.csv:
-        sys.stdout.write(chargeback_csv(month, lines, table))
+        sys.stdout.write(chargeback_csv(report))
     else:
-        print(chargeback_text(month, lines, table))
+        print(chargeback_text(report))
     return 0
 
 
@@ -98,10 +99,8 @@ def _quota(args: argparse.Namespace, settings: Settings) -> int:
     if args.quota_command == "list":
         quotas = store.for_subscription(check_subscription_id(args.subscription)) if args.subscription \
             else store.all()
-        for quota in quotas:
-            limits = [f"{quota.max_tokens:,} tokens" if quota.max_tokens else "",
-                      f"{money_text(quota.max_cost)} cost" if quota.max_cost is not None else ""]
-            print(f"{quota.subscription_id:<32}{quota.period.value:<7}{' + '.join(x for x in limits if x)}")
+        for line in quota_lines(quotas):
+            print(line)
         if not quotas:
             print("no quotas")
         return 0
@@ -115,13 +114,8 @@ def _prices(args: argparse.Namespace, settings: Settings) -> int:
     from shared.composition import price_catalog, price_overrides
 
     if args.prices_command == "list":
-        table = price_catalog(settings).current()
-        print(f"currency {table.currency}, per 1M tokens (source: {table.source})")
-        for entry in sorted(table.prices, key=lambda p: (p.model.lower(), p.effective_from)):
-            print(f"{entry.model:<28}{entry.effective_from.isoformat():<12}input {entry.input:<8}"
-                  f"cached {entry.cached_input:<8}output {entry.output}")
-        for rule in table.prefix_rules:
-            print(f"prefix {rule.prefix!r} -> {rule.model}")
+        for line in price_lines(price_catalog(settings).current()):
+            print(line)
         return 0
     effective = _date(args.effective_from)
     if args.prices_command == "set":
@@ -160,12 +154,8 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidRequestError("--status", f"must be one of {', '.join(STATUSES)}, got {args.status!r}")
     subscription = check_subscription_id(args.subscription, "--subscription") if args.subscription else None
     entries = alert_outbox(settings).list_alerts(subscription, args.status, 1000)
-    for entry in entries:
-        alert = entry.alert
-        what = "forecast" if alert.kind == "forecast" else f"{alert.threshold}%"
-        print(f"{entry.created_at:%Y-%m-%d %H:%M}  {alert.subscription_id:<28}{alert.period.value:<6}"
-              f"{alert.period_label:<11}{what:<9}{alert.percent:>7}%  cost {display(alert.cost)}  "
-              f"{entry.status} ({entry.attempts} rounds){'  ' + entry.last_error if entry.last_error else ''}")
+    for line in alert_lines(entries):
+        print(line)
     if not entries:
         print("no alerts", file=sys.stderr)
     return 0

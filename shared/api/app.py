@@ -9,11 +9,9 @@ details stay in the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -25,7 +23,7 @@ from shared.api import (
     quota_routes,
     usage_routes,
 )
-from shared.api.auth import scope_dependency
+from shared.api.deps import AppContext
 from shared.errors import (
     ChargebackError,
     ForbiddenError,
@@ -34,48 +32,11 @@ from shared.errors import (
     SettingError,
     StorageUnavailableError,
 )
-from shared.ports import UsageRepository
-from shared.settings import Settings
+
+__all__ = ["AppContext", "create_app"]  # AppContext is built by the Functions entry point, tools and tests
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class AppContext:
-    """Lazily built dependencies of the API, one set per process."""
-
-    def __init__(self, settings_factory: Callable[[], Settings],
-                 store_factory: Callable[[Settings], UsageRepository] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self._settings_factory = settings_factory
-        self._store_factory = store_factory
-        self._settings: Settings | None = None
-        self._store: UsageRepository | None = None
-        self._extras: dict[str, object] = {}
-        self.clock = clock
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = self._settings_factory()
-        return self._settings
-
-    def cached(self, name: str, factory: Callable[[Settings], T]) -> T:
-        """A per-process dependency built on first use (feature stores, clients)."""
-        if name not in self._extras:
-            self._extras[name] = factory(self.settings)
-        return cast(T, self._extras[name])
-
-    @property
-    def store(self) -> UsageRepository:
-        if self._store is None:
-            if self._store_factory is None:
-                from shared.composition import table_store
-
-                self._store = table_store(self.settings)
-            else:
-                self._store = self._store_factory(self.settings)
-        return self._store
+ROUTERS = (usage_routes, probe_routes, pricing_routes, quota_routes, access_routes, dashboard_routes)
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> JSONResponse:
@@ -90,9 +51,7 @@ def create_app(context: AppContext) -> FastAPI:
                   description="Per-subscription Azure OpenAI token usage behind API Management.",
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
 
-    app.state.chargeback_context = context  # for module-level dependencies (shared.api.auth.caller_scope)
-    # The key (401), then a trusted principal's grant (403 without one): every data route.
-    authorized: list[Any] = [Depends(scope_dependency(context))]
+    app.state.chargeback_context = context  # what the dependencies of shared.api.deps read
 
     @app.exception_handler(InvalidRequestError)
     async def invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
@@ -121,6 +80,6 @@ def create_app(context: AppContext) -> FastAPI:
             return _error(500, "the service is misconfigured; see the function log")
         return _error(500, "the request could not be completed; see the function log")
 
-    for feature in (usage_routes, probe_routes, pricing_routes, quota_routes, access_routes, dashboard_routes):
-        feature.register(app, context, authorized)
+    for feature in ROUTERS:  # in this order in the OpenAPI document
+        app.include_router(feature.router)
     return app

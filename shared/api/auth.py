@@ -1,4 +1,4 @@
-"""Who is calling: the key check and the caller's subscription scope, as FastAPI dependencies.
+"""Who is calling: the key check, the caller's subscription scope and the admin rule.
 
 * ``API_AUTH=apikey``: ``x-api-key`` must equal ``API_KEY`` (401 otherwise).
 * ``API_AUTH=functionkey``: the Functions host has already checked the function key.
@@ -6,91 +6,99 @@
   which strips client-sent copies of its headers) a request carrying ``X-MS-CLIENT-PRINCIPAL*``
   headers is scoped by that principal's grant in ``<prefix>access``; without the setting the
   headers are ignored, since anyone could send them.  No principal = the key holder's full view.
+* Writes that change who may do or see what (quotas, access grants) need an admin: the
+  ``ADMIN_API_KEY`` in ``x-api-key`` and, where the rule allows it, a trusted admin principal.
+
+Plain functions of the settings and the request headers; :mod:`shared.api.deps` makes them FastAPI
+dependencies.  Grants are looked up only when a trusted principal is on the request.
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-from fastapi import Request
-
-from shared.core.access import Scope, principal_from_headers
+from shared.core.access import Grant, Scope, principal_from_headers
 from shared.errors import ForbiddenError, NotAuthorizedError
-
-if TYPE_CHECKING:
-    from shared.adapters.access_tables import AccessTableStore
-    from shared.api.app import AppContext
-
-log = logging.getLogger(__name__)
+from shared.settings import Settings
 
 
-def access_store(context: AppContext) -> AccessTableStore:
-    from shared.api.pricing_routes import feature_store
-    from shared.composition import access_store as build
-
-    return context.cached("access_store", lambda settings: build(settings, feature_store(context)))
+class GrantLookup(Protocol):
+    def lookup(self, principals: Iterable[str]) -> list[Grant]: ...
 
 
-def check_key(context: AppContext, request: Request) -> None:
-    if context.settings.api_auth == "functionkey":
+class GrantStore(GrantLookup, Protocol):
+    """The access grants, as the admin API manages them."""
+
+    def all(self) -> list[Grant]: ...
+
+    def put(self, grant: Grant) -> None: ...
+
+    def delete(self, principal: str) -> bool: ...
+
+
+Grants = Callable[[], GrantLookup]  # the access store, built only when a principal must be looked up
+
+
+def _matches(supplied: str, key: str) -> bool:
+    return hmac.compare_digest(supplied.encode(), key.encode())
+
+
+def check_key(settings: Settings, headers: Mapping[str, str]) -> None:
+    if settings.api_auth == "functionkey":
         return  # the Functions host has already checked the function key
-    supplied = request.headers.get("x-api-key", "")
-    if not supplied or not hmac.compare_digest(supplied.encode(), context.settings.api_key.encode()):
+    supplied = headers.get("x-api-key", "")
+    if not supplied or not _matches(supplied, settings.api_key):
         raise NotAuthorizedError("missing or invalid x-api-key header")
 
 
-def principal_scope(context: AppContext, request: Request) -> Scope | None:
+def principal_scope(settings: Settings, headers: Mapping[str, str], grants: Grants) -> Scope | None:
     """The scope of a trusted principal on the request; ``None`` when there is none (or not trusted)."""
-    if not context.settings.trust_app_service_auth:
+    if not settings.trust_app_service_auth:
         return None
-    principal = principal_from_headers(request.headers)
+    principal = principal_from_headers(headers)
     if principal is None:
         return None
-    return Scope.for_principal(principal, access_store(context).lookup(principal.ids))
+    return Scope.for_principal(principal, grants().lookup(principal.ids))
 
 
-def resolve_scope(context: AppContext, request: Request) -> Scope:
-    """Key first (401), then the principal's grant (403 when it has none); cached on the request."""
-    cached = getattr(request.state, "scope", None)
-    if isinstance(cached, Scope):
-        return cached
-    check_key(context, request)
-    scope = principal_scope(context, request) or Scope.unrestricted()
-    request.state.scope = scope
-    return scope
+def resolve_scope(settings: Settings, headers: Mapping[str, str], grants: Grants) -> Scope:
+    """Key first (401), then the principal's grant (403 when it has none)."""
+    check_key(settings, headers)
+    return principal_scope(settings, headers, grants) or Scope.unrestricted()
 
 
-def scope_dependency(context: AppContext) -> Callable[[Request], Scope]:
-    def scope_of(request: Request) -> Scope:
-        return resolve_scope(context, request)
+@dataclass(frozen=True)
+class AdminRule:
+    """Who may make one kind of change, and what a refused caller is told."""
 
-    return scope_of
-
-
-def caller_scope(request: Request) -> Scope:
-    """Route parameter dependency (``Annotated[Scope, Depends(caller_scope)]``): the app's context
-    is on ``app.state`` (set by ``create_app``), so this can live at module level."""
-    context: AppContext = request.app.state.chargeback_context
-    return resolve_scope(context, request)
+    principals: bool  # a trusted principal whose grant is admin may too (besides the admin key)
+    no_admin_key: str  # 401 when ADMIN_API_KEY is not configured (and no admin principal)
+    needs_key: str  # 401 when the admin key is missing or wrong (and no admin principal)
 
 
-def require_access_admin(context: AppContext, request: Request) -> None:
-    """Managing grants: ``ADMIN_API_KEY`` in ``x-api-key``, or a trusted principal whose grant is admin."""
-    supplied = request.headers.get("x-api-key", "")
-    admin_key = context.settings.admin_api_key
-    if supplied and admin_key and hmac.compare_digest(supplied.encode(), admin_key.encode()):
+# Quotas: the admin key only.  Access grants: the admin key, or an admin principal (a trusted
+# principal reaching the app with the API key, or the function key the host checked).
+QUOTA_ADMIN = AdminRule(False, "quota changes are disabled: ADMIN_API_KEY is not configured",
+                        "quota changes need the admin key in the x-api-key header")
+ACCESS_ADMIN = AdminRule(True, "access changes need an admin: ADMIN_API_KEY is not configured and the caller "
+                               "is no trusted admin principal",
+                         "access changes need the admin key in the x-api-key header (or an admin principal)")
+
+
+def require_admin(settings: Settings, headers: Mapping[str, str], rule: AdminRule, grants: Grants) -> None:
+    """The one admin check of every write that needs an admin (401 / 403 per ``rule``)."""
+    supplied = headers.get("x-api-key", "")
+    admin_key = settings.admin_api_key
+    if supplied and admin_key and _matches(supplied, admin_key):
         return
-    if context.settings.api_auth == "functionkey" or (supplied and hmac.compare_digest(
-            supplied.encode(), context.settings.api_key.encode())):
-        scope = principal_scope(context, request)
+    if rule.principals and (settings.api_auth == "functionkey" or (supplied and _matches(supplied,
+                                                                                          settings.api_key))):
+        scope = principal_scope(settings, headers, grants)
         if scope is not None:
             if scope.admin:
                 return
             raise ForbiddenError(f"{scope.caller} is not an admin; managing access needs the admin role")
-    if admin_key is None:
-        raise NotAuthorizedError("access changes need an admin: ADMIN_API_KEY is not configured and the caller "
-                                 "is no trusted admin principal")
-    raise NotAuthorizedError("access changes need the admin key in the x-api-key header (or an admin principal)")
+    raise NotAuthorizedError(rule.no_admin_key if admin_key is None else rule.needs_key)

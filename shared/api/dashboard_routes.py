@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-if TYPE_CHECKING:
-    from shared.api.app import AppContext
+from shared.api.deps import Context
 
 STATIC = Path(__file__).resolve().parent / "static"
 VENDOR = STATIC / "vendor"
@@ -46,19 +45,22 @@ def render_page(auth_mode: str, code: str | None) -> str:
                 .replace("{{ASSET_QUERY}}", html.escape(suffix, quote=True)))
 
 
-def register(app: FastAPI, context: AppContext, authorized: list[Any]) -> None:
-    @app.get("/api/dashboard", include_in_schema=False)
-    def dashboard(code: Annotated[str | None, Query(max_length=512)] = None) -> HTMLResponse:
-        mode = context.settings.api_auth
-        return HTMLResponse(render_page(mode, code if mode == "functionkey" else None), headers=PAGE_HEADERS)
+router = APIRouter()
 
-    @app.get("/api/dashboard/assets/{name}", include_in_schema=False)
-    def asset(name: str) -> Response:
-        entry = ASSETS.get(name)
-        if entry is None:
-            return JSONResponse({"error": {"message": f"no dashboard asset {name!r}"}}, status_code=404)
-        path, media_type = entry
-        if not path.is_file():
-            return JSONResponse({"error": {"message": MISSING_VENDOR}}, status_code=503)
-        return Response(path.read_bytes(), media_type=media_type,
-                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+@router.get("/api/dashboard", include_in_schema=False)
+def dashboard(context: Context, code: Annotated[str | None, Query(max_length=512)] = None) -> HTMLResponse:
+    mode = context.settings.api_auth
+    return HTMLResponse(render_page(mode, code if mode == "functionkey" else None), headers=PAGE_HEADERS)
+
+
+@router.get("/api/dashboard/assets/{name}", include_in_schema=False)
+def asset(name: str) -> Response:
+    entry = ASSETS.get(name)
+    if entry is None:
+        return JSONResponse({"error": {"message": f"no dashboard asset {name!r}"}}, status_code=404)
+    path, media_type = entry
+    if not path.is_file():
+        return JSONResponse({"error": {"message": MISSING_VENDOR}}, status_code=503)
+    return Response(path.read_bytes(), media_type=media_type,
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})

@@ -8,35 +8,30 @@ rewritten, and the rows remain a plain record of what the gateway logged.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
+from shared.core.months import next_month
 from shared.core.pricing import (
     Cost,
     Price,
     PriceFileError,
     PriceTable,
-    display,
-    money_text,
+    month_priced_whole,
     parse_price_file,
     row_cost,
     sum_costs,
+    whole_month_cost,
     with_overrides,
 )
 from shared.core.usage import PROBE, Counters, Granularity, UsageRow
-from shared.errors import ChargebackError, InvalidRequestError, SettingError
+from shared.errors import ChargebackError, SettingError
 from shared.ports import PriceOverrideRepository, UsageRepository
-from shared.services.report import _csv_safe, report_csv
 
 DEFAULT_PRICES = Path(__file__).resolve().parent.parent / "pricing" / "prices.default.json"
-
-
 OVERRIDES_TTL_SECONDS = 60.0
 
 
@@ -83,19 +78,14 @@ class PriceCatalog:
         return SettingError("PRICES_PATH", message) if self._custom else ChargebackError(message)
 
 
-def next_month(month: datetime) -> datetime:
-    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
 SINGLE_PARTITION_READS = 20  # above this many subscriptions, month costs read days in one range query
 
 
 def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: PriceTable) -> list[Cost]:
-    """One cost per row.  Hour and day rows are priced on their date; a month row is the sum of
-    its day rows' costs, because a price may change in the middle of a month."""
-    # Pricing is linear in tokens: a month whose price does not change inside it is priced as a
-    # whole, exactly. Only months with a price change need their day rows.
-    months = [row for row in rows if row.granularity is Granularity.MONTH and _price_changes_inside(row, table)]
+    """One cost per row.  Hour and day rows are priced on their date; a month row as a whole when
+    the pricing rule allows it (:func:`~shared.core.pricing.month_priced_whole`), else as the sum
+    of its day rows' costs, because a price changes in the middle of that month."""
+    months = [row for row in rows if row.granularity is Granularity.MONTH and not month_priced_whole(row, table)]
     day_costs: dict[tuple[datetime, str, str, str, str], Cost] = {}
     if months:
         first, last = min(r.period_start for r in months), max(r.period_start for r in months)
@@ -118,60 +108,12 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
         elif (row.period_start, *_key(row)) in day_costs:
             costs.append(day_costs[(row.period_start, *_key(row))])
         else:
-            costs.append(_month_without_days(row, table))
+            costs.append(whole_month_cost(row, table))
     return costs
 
 
 def _key(row: UsageRow) -> tuple[str, str, str, str]:
     return (row.key.subscription_id, row.key.product_id, row.key.model, row.key.deployment)
-
-
-def _price_changes_inside(row: UsageRow, table: PriceTable) -> bool:
-    start, end = row.period_start.date(), next_month(row.period_start).date()
-    return any(start < changed < end for changed in table.change_dates(row.key.model))
-
-
-def _month_without_days(row: UsageRow, table: PriceTable) -> Cost:
-    """A month row with no stored day rows: priced only if no price change falls inside the month."""
-    start = row.period_start
-    if _price_changes_inside(row, table):
-        tokens = row.counters.total_tokens
-        return Cost(unpriced_tokens=tokens, unpriced_models=frozenset({row.key.model}) if tokens else frozenset())
-    return row_cost(UsageRow(Granularity.DAY, start, row.key, row.counters), table)
-
-
-def cost_fields(cost: Cost, currency: str) -> dict[str, object]:
-    return {"cost": money_text(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens}
-
-
-def add_costs(report: dict[str, object], costs: Sequence[Cost], table: PriceTable) -> dict[str, object]:
-    """``report_json`` output with cost, currency and unpriced tokens on every row and the totals."""
-    rows = report["rows"]
-    assert isinstance(rows, list) and len(rows) == len(costs)
-    for row, cost in zip(rows, costs, strict=True):
-        row.update(cost_fields(cost, table.currency))
-    totals = report["totals"]
-    assert isinstance(totals, dict)
-    overall = sum_costs(costs)
-    totals.update(cost_fields(overall, table.currency))
-    totals["unpricedModels"] = sorted(overall.unpriced_models)
-    return report
-
-
-def costed_csv(rows: Sequence[UsageRow], costs: Sequence[Cost], table: PriceTable) -> str:
-    """``report_csv`` plus cost, currency and unpricedTokens columns."""
-    base = list(csv.DictReader(io.StringIO(report_csv(list(rows)))))
-    buffer = io.StringIO()
-    columns = [*_usage_columns(), "cost", "currency", "unpricedTokens"]
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for record, cost in zip(base, costs, strict=True):
-        writer.writerow({**record, **cost_fields(cost, table.currency)})
-    return buffer.getvalue()
-
-
-def _usage_columns() -> list[str]:
-    return next(csv.reader(io.StringIO(report_csv([]))))
 
 
 # -- monthly chargeback ---------------------------------------------------------------------------
@@ -182,28 +124,33 @@ class ChargebackLine:
     cost: Cost
 
 
-MONTH_PATTERN = r"^\s*(2\d{3})-(0[1-9]|1[0-2])\s*$"  # what parse_month accepts (documented in OpenAPI)
+@dataclass(frozen=True)
+class Chargeback:
+    """A month's chargeback: one line per subscription, at the prices of ``price_source``."""
+
+    month: datetime
+    currency: str
+    price_source: str
+    lines: tuple[ChargebackLine, ...]
+
+    @property
+    def total_counters(self) -> Counters:
+        return sum((line.counters for line in self.lines), Counters())
+
+    @property
+    def total_cost(self) -> Cost:
+        return sum_costs(line.cost for line in self.lines)
 
 
-def parse_month(text: str | None, now: datetime) -> datetime:
-    """``YYYY-MM`` -> the month's first instant (UTC); absent = the current month."""
-    if text is None or not text.strip():
-        return Granularity.MONTH.period_start(now)
-    if not re.fullmatch(r"\d{4}-\d{2}", text.strip()):
-        raise InvalidRequestError("month", f"expected YYYY-MM, got {text!r}")
-    year, month = (int(part) for part in text.strip().split("-"))
-    if not 1 <= month <= 12 or year < 2000:
-        raise InvalidRequestError("month", f"not a valid month: {text!r}")
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
-def chargeback(repository: UsageRepository, table: PriceTable, month: datetime,
-               subscriptions: Sequence[str] | None = None) -> list[ChargebackLine]:
+def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTable], month: datetime,
+                       subscriptions: Sequence[str] | None = None) -> Chargeback:
     """One line per subscription, from the month's day rows (each priced on its own date).
 
-    ``subscriptions``: only these (one single-partition read each); ``None`` = all of them.  The
-    synthetic probe's traffic (``synthetic-probe``) is never charged, so it never has a line.
+    ``prices``: the price table in force (asked once, before anything is read).  ``subscriptions``:
+    only these (one single-partition read each); ``None`` = all of them.  The synthetic probe's
+    traffic (``synthetic-probe``) is never charged, so it never has a line.
     """
+    table = prices()
     counters: dict[str, Counters] = {}
     costs: dict[str, Cost] = {}
     end = next_month(month)
@@ -218,67 +165,5 @@ def chargeback(repository: UsageRepository, table: PriceTable, month: datetime,
             continue
         counters[sub] = counters.get(sub, Counters()) + row.counters
         costs[sub] = costs.get(sub, Cost()) + row_cost(row, table)
-    return [ChargebackLine(sub, counters[sub], costs[sub]) for sub in sorted(counters)]
-
-
-def _line_json(subscription_id: str, counters: Counters, cost: Cost, currency: str) -> dict[str, object]:
-    return {
-        "subscriptionId": subscription_id,
-        "requests": counters.requests,
-        "promptTokens": counters.prompt_tokens,
-        "cachedTokens": counters.cached_tokens,
-        "completionTokens": counters.completion_tokens,
-        "totalTokens": counters.total_tokens,
-        "errorRequests": counters.error_requests,
-        "unmeteredRequests": counters.unmetered_requests,
-        **cost_fields(cost, currency),
-        "unpricedModels": sorted(cost.unpriced_models),
-    }
-
-
-def chargeback_json(month: datetime, lines: Sequence[ChargebackLine], table: PriceTable) -> dict[str, object]:
-    overall_counters = sum((line.counters for line in lines), Counters())
-    overall_cost = sum_costs(line.cost for line in lines)
-    return {
-        "month": month.strftime("%Y-%m"),
-        "currency": table.currency,
-        "priceSource": table.source,
-        "subscriptions": [_line_json(ln.subscription_id, ln.counters, ln.cost, table.currency) for ln in lines],
-        "totals": _line_json("*", overall_counters, overall_cost, table.currency),
-    }
-
-
-CHARGEBACK_COLUMNS = ("month", "subscriptionId", "requests", "promptTokens", "cachedTokens", "completionTokens",
-                      "totalTokens", "errorRequests", "unmeteredRequests", "cost", "currency", "unpricedTokens",
-                      "unpricedModels")
-
-
-def chargeback_csv(month: datetime, lines: Sequence[ChargebackLine], table: PriceTable) -> str:
-    """One line per subscription; costs exact (unrounded), unpriced models joined with ``;``."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CHARGEBACK_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for line in lines:
-        record = _line_json(line.subscription_id, line.counters, line.cost, table.currency)
-        record["unpricedModels"] = ";".join(sorted(line.cost.unpriced_models))
-        writer.writerow(_csv_safe({"month": month.strftime("%Y-%m"), **record}))
-    return buffer.getvalue()
-
-
-def chargeback_text(month: datetime, lines: Sequence[ChargebackLine], table: PriceTable) -> str:
-    """A table for people: costs rounded to cents here, and only here."""
-    header = (f"{'subscription':<24}{'requests':>10}{'prompt':>13}{'cached':>12}{'completion':>13}"
-              f"{'total':>14}{'cost ' + table.currency:>14}{'unpriced':>12}")
-    out = [f"chargeback {month:%Y-%m} (prices: {table.source})", header, "-" * len(header)]
-
-    def line(name: str, c: Counters, cost: Cost) -> str:
-        return (f"{name:<24}{c.requests:>10}{c.prompt_tokens:>13}{c.cached_tokens:>12}{c.completion_tokens:>13}"
-                f"{c.total_tokens:>14}{display(cost.amount):>14}{cost.unpriced_tokens:>12}")
-
-    out.extend(line(ln.subscription_id, ln.counters, ln.cost) for ln in lines)
-    out.append("-" * len(header))
-    out.append(line("TOTAL", sum((ln.counters for ln in lines), Counters()), sum_costs(ln.cost for ln in lines)))
-    unpriced = sorted(set().union(*(ln.cost.unpriced_models for ln in lines))) if lines else []
-    if unpriced:
-        out.append(f"unpriced models (tokens not in cost): {', '.join(unpriced)}")
-    return "\n".join(out)
+    lines = tuple(ChargebackLine(sub, counters[sub], costs[sub]) for sub in sorted(counters))
+    return Chargeback(month, table.currency, table.source, lines)

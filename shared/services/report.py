@@ -1,4 +1,4 @@
-"""The usage report: parameters parsed and checked, rows read by key range, grouped, paged, totals added.
+"""The usage report's steps: parameters parsed and checked, rows read by key range, grouped, paged.
 
 Reads are always key-range queries: one partition (subscription) at a time when the caller names
 subscriptions or is scoped to some, the RowKey range of the period otherwise.  Product, model and
@@ -8,16 +8,15 @@ the price of its own date) and is summed with the counters, so a grouped row's c
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.core.moments import parse_moment
-from shared.core.pricing import Cost, money_text, sum_costs
-from shared.core.usage import COUNTER_NAMES, Counters, Granularity, UsageRow, total
+from shared.core.moments import iso, parse_moment
+from shared.core.months import month_start
+from shared.core.pricing import Cost
+from shared.core.usage import Counters, Granularity, UsageRow
 from shared.errors import InvalidRequestError
 from shared.ports import UsageRepository
 
@@ -25,10 +24,7 @@ if TYPE_CHECKING:
     from shared.core.access import Scope
 
 MAX_RANGE = timedelta(days=400)
-# groupBy fields, in their output (and sort) order, and their JSON / CSV column names.
-GROUP_FIELDS = ("subscription", "product", "model", "deployment")
-FIELD_COLUMNS = {"subscription": "subscriptionId", "product": "productId", "model": "model",
-                 "deployment": "deployment"}
+GROUP_FIELDS = ("subscription", "product", "model", "deployment")  # groupBy fields, in output (and sort) order
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
 
@@ -89,7 +85,7 @@ def parse_usage_query(subscriptions: Sequence[str] | None, start: str | None, en
     if start:
         begin, _ = parse_moment("from", start)
     else:
-        begin = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        begin = month_start(now)
     if end:
         finish, date_only = parse_moment("to", end)
         finish = finish + timedelta(days=1) if date_only else finish
@@ -135,7 +131,7 @@ class ReportRow:
     cost: Cost
 
     def sort_key(self) -> tuple[str, ...]:
-        return (_iso(self.period_start), *self.values)
+        return (iso(self.period_start), *self.values)
 
 
 def _field_value(row: UsageRow, name: str) -> str:
@@ -165,103 +161,3 @@ def page_after(rows: Sequence[ReportRow], after: Sequence[str] | None, size: int
         start = next((i for i, row in enumerate(rows) if row.sort_key() > cursor), len(rows))
     page = list(rows[start:start + size])
     return page, start + size < len(rows)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def cost_json(cost: Cost, currency: str) -> dict[str, object]:
-    return {"cost": money_text(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens}
-
-
-def grouped_row_json(row: ReportRow, group_by: Sequence[str], currency: str) -> dict[str, object]:
-    return {
-        "periodStart": _iso(row.period_start),
-        **{FIELD_COLUMNS[name]: value for name, value in zip(group_by, row.values, strict=True)},
-        **{_camel(name): value for name, value in row.counters.as_dict().items()},
-        **cost_json(row.cost, currency),
-    }
-
-
-def totals_json(rows: Sequence[ReportRow], currency: str) -> dict[str, object]:
-    counters = sum((row.counters for row in rows), Counters())
-    cost = sum_costs(row.cost for row in rows)
-    return {**{_camel(name): value for name, value in counters.as_dict().items()}, **cost_json(cost, currency),
-            "unpricedModels": sorted(cost.unpriced_models)}
-
-
-def grouped_report_json(query: UsageQuery, rows: Sequence[ReportRow], page: Sequence[ReportRow], currency: str,
-                        page_size: int, next_token: str | None) -> dict[str, object]:
-    """One page of rows; ``totals`` and ``rowCount`` always cover the whole result."""
-    return {
-        "from": _iso(query.start),
-        "to": _iso(query.end),
-        "granularity": query.granularity.value,
-        "subscriptions": list(query.subscriptions),
-        "filters": {"product": list(query.products), "model": list(query.models),
-                    "deployment": list(query.deployments)},
-        "groupBy": list(query.group_by),
-        "rows": [grouped_row_json(row, query.group_by, currency) for row in page],
-        "totals": totals_json(rows, currency),
-        "rowCount": len(rows),
-        "pageSize": page_size,
-        "next": next_token,
-    }
-
-
-def grouped_csv(query: UsageQuery, rows: Sequence[ReportRow], currency: str) -> str:
-    """Every row (CSV is never paged): period, the grouped key columns, counters, cost."""
-    columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
-               *(_camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(_csv_safe(grouped_row_json(row, query.group_by, currency)))
-    return buffer.getvalue()
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def row_json(row: UsageRow) -> dict[str, object]:
-    return {
-        "periodStart": row.period_start.isoformat().replace("+00:00", "Z"),
-        "subscriptionId": row.key.subscription_id,
-        "productId": row.key.product_id,
-        "model": row.key.model,
-        "deployment": row.key.deployment,
-        **{_camel(name): value for name, value in row.counters.as_dict().items()},
-    }
-
-
-def report_json(query: UsageQuery, rows: list[UsageRow]) -> dict[str, object]:
-    return {
-        "from": query.start.isoformat().replace("+00:00", "Z"),
-        "to": query.end.isoformat().replace("+00:00", "Z"),
-        "granularity": query.granularity.value,
-        "subscriptions": list(query.subscriptions),
-        "rows": [row_json(row) for row in rows],
-        "totals": {_camel(name): value for name, value in total(rows).as_dict().items()},
-    }
-
-
-CSV_COLUMNS = ("periodStart", "subscriptionId", "productId", "model", "deployment",
-               *(_camel(name) for name in COUNTER_NAMES))
-
-
-def report_csv(rows: list[UsageRow]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(_csv_safe(row_json(row)))
-    return buffer.getvalue()
-
-
-def _csv_safe(record: dict[str, object]) -> dict[str, object]:
-    """Names a spreadsheet would run as a formula (=, +, -, @) are prefixed with a quote."""
-    return {k: ("'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v) for k, v in record.items()}

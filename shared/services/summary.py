@@ -7,53 +7,76 @@ read) and the quota store; quota shares use the same rules as the alerts (``Quot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from shared.core.alerting import _percent, crossed, forecast
-from shared.core.pricing import Cost, PriceTable, money_text, row_cost, sum_costs
-from shared.core.quotas import DEFAULT_SUBSCRIPTION, Period, QuotaBook, quota_json
+from shared.core.months import next_month
+from shared.core.pricing import Cost, PriceTable, row_cost, sum_costs
+from shared.core.quotas import DEFAULT_SUBSCRIPTION, Period, Quota, QuotaBook
 from shared.core.usage import Counters, Granularity
 from shared.ports import QuotaRepository, UsageRepository
-from shared.services.costing import next_month
-from shared.services.report import cost_json
 
 TOP_MODELS = 10
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+@dataclass(frozen=True)
+class Usage:
+    """Counters and their cost, summed over some rows."""
+
+    counters: Counters
+    cost: Cost
 
 
-def _usage(counters: Counters) -> dict[str, int]:
-    return {"requests": counters.requests, "promptTokens": counters.prompt_tokens,
-            "cachedTokens": counters.cached_tokens, "completionTokens": counters.completion_tokens,
-            "totalTokens": counters.total_tokens, "errorRequests": counters.error_requests,
-            "unmeteredRequests": counters.unmetered_requests}
+@dataclass(frozen=True)
+class QuotaUse:
+    """How much of the quota in force for one period is used, and where the period is heading."""
+
+    quota: Quota
+    period_start: datetime
+    used_tokens: int
+    used_cost: Cost
+    used_percent: Decimal
+    thresholds_reached: list[int]
+    projected_percent: Decimal | None
+
+    @property
+    def inherited(self) -> bool:
+        """The ``*`` default applies (the subscription has no quota of its own for the period)."""
+        return self.quota.subscription_id == DEFAULT_SUBSCRIPTION
 
 
-def _quota_status(book: QuotaBook, subscription: str, period: Period, start: datetime, end: datetime,
-                  as_of: datetime, tokens: int, cost: Cost, thresholds: Sequence[int]) -> dict[str, object] | None:
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    subscription_id: str
+    month: datetime
+    currency: str
+    totals: Usage
+    month_quota: QuotaUse | None
+    day_quota: QuotaUse | None  # today's use, only while the month is running
+    thresholds: tuple[int, ...]
+    top_models: list[tuple[str, Usage]]  # most tokens first
+    days: list[tuple[datetime, Usage]]  # every day of the month up to today, zeros included
+
+
+def _quota_use(book: QuotaBook, subscription: str, period: Period, start: datetime, end: datetime,
+               as_of: datetime, tokens: int, cost: Cost, thresholds: Sequence[int]) -> QuotaUse | None:
     quota = book.effective(subscription, period)
     if quota is None:
         return None
     share = quota.fraction(tokens, cost.amount)
     projection = forecast(share, start, end, as_of) if share else None
-    return {
-        **quota_json(quota),
-        "source": "default" if quota.subscription_id == DEFAULT_SUBSCRIPTION else "own",
-        "periodStart": _iso(start),
-        "usedTokens": tokens,
-        "usedCost": money_text(cost.amount),
-        "usedPercent": float(_percent(share)),
-        "thresholdsReached": crossed(share, thresholds),
-        "projectedPercent": None if projection is None else float(_percent(projection.projected_share)),
-    }
+    return QuotaUse(quota, start, tokens, cost, _percent(share), crossed(share, thresholds),
+                    None if projection is None else _percent(projection.projected_share))
 
 
-def subscription_summary(repository: UsageRepository, table: PriceTable, quotas: QuotaRepository,
+def subscription_summary(repository: UsageRepository, prices: Callable[[], PriceTable], quotas: QuotaRepository,
                          thresholds: Sequence[int], subscription: str, month: datetime,
-                         now: datetime) -> dict[str, object]:
+                         now: datetime) -> SubscriptionSummary:
+    """``prices``: the price table in force, asked once before anything is read."""
+    table = prices()
     end = next_month(month)
     rows = repository.read(subscription, Granularity.DAY, month, end)
     costs = [row_cost(row, table) for row in rows]
@@ -73,33 +96,19 @@ def subscription_summary(repository: UsageRepository, table: PriceTable, quotas:
     series = []
     day = month
     while day < last:
-        day_counters, day_cost = days.get(day, (Counters(), Cost()))
-        series.append({"day": day.date().isoformat(), **_usage(day_counters),
-                       **cost_json(day_cost, table.currency)})
+        series.append((day, Usage(*days.get(day, (Counters(), Cost())))))
         day += timedelta(days=1)
 
     top = sorted(models.items(), key=lambda item: (-item[1][0].total_tokens, item[0]))[:TOP_MODELS]
     book = QuotaBook([*quotas.for_subscription(subscription), *quotas.for_subscription(DEFAULT_SUBSCRIPTION)])
     as_of = min(max(now, month), end)
-    month_quota = _quota_status(book, subscription, Period.MONTH, month, end, as_of, counters.total_tokens, cost,
-                                thresholds)
+    month_quota = _quota_use(book, subscription, Period.MONTH, month, end, as_of, counters.total_tokens, cost,
+                             thresholds)
     day_quota = None
     if month <= now < end:  # today's use against the day quota, only while the month is running
         today = Granularity.DAY.period_start(now)
         today_counters, today_cost = days.get(today, (Counters(), Cost()))
-        day_quota = _quota_status(book, subscription, Period.DAY, today, today + timedelta(days=1), now,
-                                  today_counters.total_tokens, today_cost, thresholds)
-    return {
-        "subscriptionId": subscription,
-        "month": month.strftime("%Y-%m"),
-        "currency": table.currency,
-        "totals": {**_usage(counters), **cost_json(cost, table.currency),
-                   "unpricedModels": sorted(cost.unpriced_models)},
-        "unmetered": {"requests": counters.unmetered_requests, "streamed": counters.unmetered_streamed,
-                      "truncated": counters.unmetered_truncated},
-        "quota": {"month": month_quota, "day": day_quota},
-        "thresholds": list(thresholds),
-        "topModels": [{"model": name, **_usage(c), **cost_json(m_cost, table.currency)}
-                      for name, (c, m_cost) in top],
-        "days": series,
-    }
+        day_quota = _quota_use(book, subscription, Period.DAY, today, today + timedelta(days=1), now,
+                               today_counters.total_tokens, today_cost, thresholds)
+    return SubscriptionSummary(subscription, month, table.currency, Usage(counters, cost), month_quota, day_quota,
+                               tuple(thresholds), [(name, Usage(*usage)) for name, usage in top], series)

@@ -1,0 +1,246 @@
+"""How the API writes what the services return: JSON documents and CSV text.
+
+Field names are camelCase; moments are ISO text with ``Z``; money is exact decimal text (never a
+float, never rounded).  CSV carries the same columns as the JSON rows, with cells a spreadsheet
+would run as a formula defused (:func:`csv_text`, also used by the command line).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+
+from shared.core.access import Scope
+from shared.core.alerting import alert_document
+from shared.core.moments import iso
+from shared.core.pricing import Cost, PriceTable, money_text, sum_costs
+from shared.core.quotas import Quota, quota_json
+from shared.core.usage import COUNTER_NAMES, Counters, UsageRow, total
+from shared.errors import InvalidRequestError
+from shared.ports import OutboxEntry
+from shared.services.costing import Chargeback
+from shared.services.quota_views import QuotaView
+from shared.services.report import ReportRow, UsageQuery
+from shared.services.summary import QuotaUse, SubscriptionSummary, Usage
+from shared.services.usage_report import UsageReport
+
+# groupBy field -> its JSON / CSV column
+FIELD_COLUMNS = {"subscription": "subscriptionId", "product": "productId", "model": "model",
+                 "deployment": "deployment"}
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+
+
+# -- shared pieces ----------------------------------------------------------------------------------
+def wants_csv(format: str) -> bool:
+    """The ``format`` parameter of a report: ``json`` or ``csv`` (anything else is a 400)."""
+    if format not in ("json", "csv"):
+        raise InvalidRequestError("format", f"must be json or csv, got {format!r}")
+    return format == "csv"
+
+
+def csv_text(columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> str:
+    """A header and one line per record (``\\n`` line ends).  A text cell starting like a formula
+    (``=``, ``+``, ``-``, ``@``) is prefixed with a quote, so a spreadsheet shows it instead of running it."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in FORMULA_PREFIXES else v)
+                         for k, v in record.items()})
+    return buffer.getvalue()
+
+
+def attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def counters_json(counters: Counters) -> dict[str, object]:
+    return {camel(name): value for name, value in counters.as_dict().items()}
+
+
+def cost_fields(cost: Cost, currency: str) -> dict[str, object]:
+    return {"cost": money_text(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens}
+
+
+# -- GET /api/usage -----------------------------------------------------------------------------------
+def _grouped_row(row: ReportRow, group_by: Sequence[str], currency: str) -> dict[str, object]:
+    return {
+        "periodStart": iso(row.period_start),
+        **{FIELD_COLUMNS[name]: value for name, value in zip(group_by, row.values, strict=True)},
+        **counters_json(row.counters),
+        **cost_fields(row.cost, currency),
+    }
+
+
+def _totals(rows: Sequence[ReportRow], currency: str) -> dict[str, object]:
+    cost = sum_costs(row.cost for row in rows)
+    return {**counters_json(sum((row.counters for row in rows), Counters())), **cost_fields(cost, currency),
+            "unpricedModels": sorted(cost.unpriced_models)}
+
+
+def usage_json(report: UsageReport) -> dict[str, object]:
+    """One page of rows; ``totals`` and ``rowCount`` always cover the whole result."""
+    query = report.query
+    return {
+        "from": iso(query.start),
+        "to": iso(query.end),
+        "granularity": query.granularity.value,
+        "subscriptions": list(query.subscriptions),
+        "filters": {"product": list(query.products), "model": list(query.models),
+                    "deployment": list(query.deployments)},
+        "groupBy": list(query.group_by),
+        "rows": [_grouped_row(row, query.group_by, report.currency) for row in report.page],
+        "totals": _totals(report.rows, report.currency),
+        "rowCount": len(report.rows),
+        "pageSize": report.page_size,
+        "next": report.next_token,
+    }
+
+
+def usage_csv(report: UsageReport) -> str:
+    """Every row (CSV is never paged): period, the grouped key columns, counters, cost."""
+    query = report.query
+    columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
+               *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens"]
+    return csv_text(columns, (_grouped_row(row, query.group_by, report.currency) for row in report.rows))
+
+
+def usage_csv_filename(report: UsageReport) -> str:
+    query = report.query
+    return f"usage-{query.start:%Y%m%d}-{query.end:%Y%m%d}-{query.granularity.value}.csv"
+
+
+def report_json(query: UsageQuery, rows: Sequence[UsageRow]) -> dict[str, object]:
+    """Stored rows as they are, without cost or grouping (the rollup's checks read it)."""
+    return {
+        "from": iso(query.start),
+        "to": iso(query.end),
+        "granularity": query.granularity.value,
+        "subscriptions": list(query.subscriptions),
+        "rows": [{"periodStart": iso(row.period_start), "subscriptionId": row.key.subscription_id,
+                  "productId": row.key.product_id, "model": row.key.model, "deployment": row.key.deployment,
+                  **counters_json(row.counters)} for row in rows],
+        "totals": counters_json(total(list(rows))),
+    }
+
+
+# -- GET /api/usage/{subscription}/summary ------------------------------------------------------------
+def _usage(counters: Counters) -> dict[str, int]:
+    return {"requests": counters.requests, "promptTokens": counters.prompt_tokens,
+            "cachedTokens": counters.cached_tokens, "completionTokens": counters.completion_tokens,
+            "totalTokens": counters.total_tokens, "errorRequests": counters.error_requests,
+            "unmeteredRequests": counters.unmetered_requests}
+
+
+def _usage_cost(usage: Usage, currency: str) -> dict[str, object]:
+    return {**_usage(usage.counters), **cost_fields(usage.cost, currency)}
+
+
+def _quota_use(use: QuotaUse | None) -> dict[str, object] | None:
+    if use is None:
+        return None
+    return {
+        **quota_json(use.quota),
+        "source": "default" if use.inherited else "own",
+        "periodStart": iso(use.period_start),
+        "usedTokens": use.used_tokens,
+        "usedCost": money_text(use.used_cost.amount),
+        "usedPercent": float(use.used_percent),
+        "thresholdsReached": use.thresholds_reached,
+        "projectedPercent": None if use.projected_percent is None else float(use.projected_percent),
+    }
+
+
+def summary_json(summary: SubscriptionSummary) -> dict[str, object]:
+    totals, currency = summary.totals, summary.currency
+    return {
+        "subscriptionId": summary.subscription_id,
+        "month": summary.month.strftime("%Y-%m"),
+        "currency": currency,
+        "totals": {**_usage_cost(totals, currency), "unpricedModels": sorted(totals.cost.unpriced_models)},
+        "unmetered": {"requests": totals.counters.unmetered_requests, "streamed": totals.counters.unmetered_streamed,
+                      "truncated": totals.counters.unmetered_truncated},
+        "quota": {"month": _quota_use(summary.month_quota), "day": _quota_use(summary.day_quota)},
+        "thresholds": list(summary.thresholds),
+        "topModels": [{"model": name, **_usage_cost(usage, currency)} for name, usage in summary.top_models],
+        "days": [{"day": day.date().isoformat(), **_usage_cost(usage, currency)} for day, usage in summary.days],
+    }
+
+
+# -- GET /api/chargeback, /api/prices -----------------------------------------------------------------
+CHARGEBACK_COLUMNS = ("month", "subscriptionId", "requests", "promptTokens", "cachedTokens", "completionTokens",
+                      "totalTokens", "errorRequests", "unmeteredRequests", "cost", "currency", "unpricedTokens",
+                      "unpricedModels")
+
+
+def _chargeback_line(subscription_id: str, counters: Counters, cost: Cost, currency: str) -> dict[str, object]:
+    return {"subscriptionId": subscription_id, **_usage(counters), **cost_fields(cost, currency),
+            "unpricedModels": sorted(cost.unpriced_models)}
+
+
+def chargeback_json(report: Chargeback) -> dict[str, object]:
+    currency = report.currency
+    return {
+        "month": report.month.strftime("%Y-%m"),
+        "currency": currency,
+        "priceSource": report.price_source,
+        "subscriptions": [_chargeback_line(ln.subscription_id, ln.counters, ln.cost, currency) for ln in report.lines],
+        "totals": _chargeback_line("*", report.total_counters, report.total_cost, currency),
+    }
+
+
+def chargeback_csv(report: Chargeback) -> str:
+    """One line per subscription; costs exact (unrounded), unpriced models joined with ``;``."""
+    month = report.month.strftime("%Y-%m")
+    return csv_text(CHARGEBACK_COLUMNS, (
+        {"month": month, **_chargeback_line(ln.subscription_id, ln.counters, ln.cost, report.currency),
+         "unpricedModels": ";".join(sorted(ln.cost.unpriced_models))} for ln in report.lines))
+
+
+def chargeback_csv_filename(report: Chargeback) -> str:
+    return f"chargeback-{report.month:%Y-%m}.csv"
+
+
+def prices_json(table: PriceTable) -> dict[str, object]:
+    return {
+        "currency": table.currency,
+        "unit": "per 1M tokens",
+        "source": table.source,
+        "prices": [{"model": p.model, "effectiveFrom": p.effective_from.isoformat(), "input": money_text(p.input),
+                    "cachedInput": money_text(p.cached_input), "output": money_text(p.output)}
+                   for p in sorted(table.prices, key=lambda p: (p.model.lower(), p.effective_from))],
+        "prefixRules": [{"prefix": r.prefix, "model": r.model} for r in table.prefix_rules],
+    }
+
+
+# -- quotas, alerts, access ---------------------------------------------------------------------------
+def quotas_json(quotas: Sequence[Quota]) -> dict[str, object]:
+    return {"quotas": [quota_json(q) for q in quotas]}
+
+
+def quota_view_json(view: QuotaView) -> dict[str, object]:
+    effective = {period.value: None if chosen is None else {**quota_json(chosen[0]),
+                                                            "source": "own" if chosen[1] else "default"}
+                 for period, chosen in view.effective.items()}
+    return {"subscriptionId": view.subscription_id, "quotas": [quota_json(q) for q in view.own],
+            "effective": effective}
+
+
+def alert_json(entry: OutboxEntry) -> dict[str, object]:
+    document = alert_document(entry.alert)
+    for internal in ("type", "version"):
+        document.pop(internal)
+    return {**document, "status": entry.status, "attempts": entry.attempts, "lastError": entry.last_error,
+            "deliveredChannels": sorted(entry.delivered), "createdAt": iso(entry.created_at),
+            "sentAt": iso(entry.sent_at)}
+
+
+def scope_json(scope: Scope) -> dict[str, object]:
+    return {"caller": scope.caller, "admin": scope.admin, "allSubscriptions": not scope.restricted,
+            "subscriptions": None if scope.subscriptions is None else sorted(scope.subscriptions)}

@@ -90,6 +90,10 @@ class RetailPricesClient:
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = time.sleep
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.max_pages < 1:
+            raise ValueError("max_attempts and max_pages must be at least 1")
+
     def first_page_url(self, region: str | None, currency: str,
                        products: Iterable[str] = OPENAI_PRODUCTS) -> str:
         if not _CURRENCY.match(currency):

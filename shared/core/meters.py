@@ -392,8 +392,8 @@ def _parse(item: Mapping[str, Any]) -> MeterPrice:
     currency = _text(item, "currencyCode")
     if not _CURRENCY.match(currency):
         raise _Unparsed(f"currencyCode {currency!r} is not a 3-letter code")
-    if _amount(item, "tierMinimumUnits") if "tierMinimumUnits" in item else 0:
-        raise _Unparsed("tiered price (tierMinimumUnits > 0)")
+    if "tierMinimumUnits" in item and _amount(item, "tierMinimumUnits") > 0:
+        raise _Unparsed("tiered price (tierMinimumUnits > 0)")  # token meters are flat; a tier is not guessed
     retail_price = _amount(item, "retailPrice")
     start = _moment(item, "effectiveStartDate", required=True)
     assert start is not None

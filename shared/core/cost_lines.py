@@ -71,6 +71,9 @@ class CostLine:
     resource_id: str | None = None  # the Azure OpenAI deployment's ARM id, when known
     unpriced_reason: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The reservation (its Azure id) covering this provisioned hour, fully or in part; None for
+    # on-demand lines. A FOCUS row with it is PricingCategory=Committed (shared.core.focus).
+    commitment_discount_id: str | None = None
 
     @property
     def billed_cost(self) -> Decimal | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from shared.api.auth import ACCESS_ADMIN, QUOTA_ADMIN, AdminRule, GrantStore, require_admin, resolve_scope
 from shared.core.access import Scope
@@ -44,7 +45,6 @@ class AppContext:
         self._settings_factory = settings_factory
         self._store_factory = store_factory
         self._settings: Settings | None = None
-        self._tables: TableStore | None = None
         self._extras: dict[str, object] = {}
         self.clock = clock
 
@@ -60,17 +60,21 @@ class AppContext:
             self._extras[name] = factory(self.settings)
         return cast(T, self._extras[name])
 
+    def built(self, name: str) -> bool:
+        """Whether :meth:`cached` has built ``name`` yet."""
+        return name in self._extras
+
     @property
     def tables(self) -> TableStore:
         """The account's table store: usage rows, and the client the feature tables share."""
-        if self._tables is None:
-            if self._store_factory is None:
-                from shared.composition import table_store
+        return self.cached("tables", self._build_tables)
 
-                self._tables = table_store(self.settings)
-            else:
-                self._tables = self._store_factory(self.settings)
-        return self._tables
+    def _build_tables(self, settings: Settings) -> TableStore:
+        if self._store_factory is not None:
+            return self._store_factory(settings)
+        from shared.composition import table_store
+
+        return table_store(settings)
 
     @property
     def store(self) -> UsageRepository:
@@ -105,9 +109,8 @@ class AppContext:
 async def app_context(request: Request) -> AppContext:
     """The context ``create_app`` put on ``app.state``.
 
-    ``async`` (like the other trivial dependencies here): FastAPI calls it on the event loop instead
-    of sending it to the thread pool.  The store dependencies stay plain functions: their first call
-    builds the adapter (imports, clients), which must not hold up the loop.
+    The dependencies here are ``async`` where they do no I/O: FastAPI then calls them on the event
+    loop instead of sending each to the thread pool (a hop per dependency and request).
     """
     return cast(AppContext, request.app.state.chargeback_context)
 
@@ -141,28 +144,36 @@ QUOTA_ADMIN_ONLY = [Depends(_admin(QUOTA_ADMIN))]
 ACCESS_ADMIN_ONLY = [Depends(_admin(ACCESS_ADMIN))]
 
 
-def usage_store(context: Context) -> UsageRepository:
-    return context.store
+async def _built(context: AppContext, name: str, get: Callable[[], T]) -> T:
+    """``get()`` of a per-process dependency: on the event loop once it exists, in the thread pool
+    the first time (building it imports adapters and creates clients, which must not hold up the loop)."""
+    if context.built(name):
+        return get()
+    return await run_in_threadpool(get)
 
 
-def price_catalog(context: Context) -> PriceCatalog:
-    return context.price_catalog()
+async def usage_store(context: Context) -> UsageRepository:
+    return await _built(context, "tables", lambda: context.store)
 
 
-def quota_store(context: Context) -> QuotaRepository:
-    return context.quota_store()
+async def price_catalog(context: Context) -> PriceCatalog:
+    return await _built(context, "price_catalog", context.price_catalog)
 
 
-def access_store(context: Context) -> GrantStore:
-    return context.access_store()
+async def quota_store(context: Context) -> QuotaRepository:
+    return await _built(context, "quota_store", context.quota_store)
 
 
-def alert_outbox(context: Context) -> AlertOutbox:
-    return context.alert_outbox()
+async def access_store(context: Context) -> GrantStore:
+    return await _built(context, "access_store", context.access_store)
 
 
-def probe_store(context: Context) -> ProbeRepository:
-    return context.probe_store()
+async def alert_outbox(context: Context) -> AlertOutbox:
+    return await _built(context, "alert_outbox", context.alert_outbox)
+
+
+async def probe_store(context: Context) -> ProbeRepository:
+    return await _built(context, "probe_store", context.probe_store)
 
 
 async def page_token_key(context: Context) -> Callable[[], bytes]:

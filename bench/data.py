@@ -5,9 +5,10 @@ same rows.  Rows are inserted in ``TimeGenerated`` order (as Log Analytics inges
 into the schema tables that ``local_workspace.create_tables`` makes.
 
 Mix per gateway request: 2 % unauthenticated (401, no subscription), 4 % 429, 1.5 % 5xx, the rest
-200; 97 % of the 200s are in the LLM log (12 % of those split into 2 chunks), the other 3 % are
-"unmetered" and two thirds of them carry a logged response body with a ``usage`` object (the
-``auto`` fallback path); 0.5 % carry the synthetic-probe header.
+200; 97 % of the 200s are in the LLM log (12 % of those split into 2 chunks, their token counts on
+every chunk, on the first only or on the last only, a third each; 0.3 % with no counts at all), the
+other 3 % are "unmetered" and two thirds of them carry a logged response body with a ``usage``
+object (the ``auto`` fallback path); 0.5 % carry the synthetic-probe header.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def insert_traffic(con: Any, spec: Spec) -> tuple[int, int]:
                50 + CAST(hash(i, {seed} + 4) % 4000 AS BIGINT) AS prompt,
                10 + CAST(hash(i, {seed} + 5) % 1500 AS BIGINT) AS completion,
                CAST(hash(i, {seed} + 6) % 100 AS BIGINT) AS stream_roll,
-               CAST(300 + hash(i, {seed} + 7) % 8000 AS BIGINT) AS backend_ms
+               CAST(300 + hash(i, {seed} + 7) % 8000 AS BIGINT) AS backend_ms,
+               CAST(hash(i, {seed} + 8) % 1000 AS BIGINT) AS layout_roll
         FROM range(?) t(i)
     """, [_naive(spec.start), spec.rows])
     deployment = _values_sql(DEPLOYMENTS, 0, "dep")
@@ -124,20 +126,29 @@ def insert_traffic(con: Any, spec: Spec) -> tuple[int, int]:
         FROM bench_requests ORDER BY i
     """)
     # LLM-log rows: chunk 0 for every logged request, a second chunk for 12 % of them (long prompts).
-    con.execute("""
+    # Which chunk carries the counts is not documented: every chunk, the first only (NULL on the
+    # others) or the last only (0 on the others), by layout_roll % 3; 0.3 % carry none at all.
+    last = "CASE WHEN stream_roll >= 88 THEN 1 ELSE 0 END"
+    counted = (f"(layout_roll >= 3 AND (layout_roll % 3 = 0 OR (layout_roll % 3 = 1 AND seq = 0) "
+               f"OR (layout_roll % 3 = 2 AND seq = {last})))")
+    uncounted = "CASE WHEN layout_roll % 3 = 1 THEN NULL ELSE 0 END"
+    con.execute(f"""
         INSERT INTO "ApiManagementGatewayLlmLog" (
             "TimeGenerated", "ApiVersion", "CompletionTokens", "CorrelationId", "DeploymentName",
             "IsStreamCompletion", "ModelName", "OperationName", "PromptTokens", "Region", "RequestId",
             "RequestMessages", "ResponseMessages", "_ResourceId", "SequenceNumber", "SourceSystem", "TenantId",
             "TotalTokens", "Type")
         SELECT ts + to_milliseconds(backend_ms), '2024-10-21',
-               CASE WHEN embeddings THEN 0 ELSE completion END, correlation, deployment, streamed, model,
-               'Microsoft.ApiManagement/GatewayLlmLogs', prompt, 'West Europe', correlation,
-               '[{"role":"user","content":"bench prompt ' || CAST(seq AS VARCHAR) || '"}]',
-               '[{"role":"assistant","content":"bench answer"}]',
+               CASE WHEN NOT {counted} THEN {uncounted} WHEN embeddings THEN 0 ELSE completion END,
+               correlation, deployment, streamed, model,
+               'Microsoft.ApiManagement/GatewayLlmLogs', CASE WHEN {counted} THEN prompt ELSE {uncounted} END,
+               'West Europe', correlation,
+               '[{{"role":"user","content":"bench prompt ' || CAST(seq AS VARCHAR) || '"}}]',
+               '[{{"role":"assistant","content":"bench answer"}}]',
                '/SUBSCRIPTIONS/0000/RESOURCEGROUPS/RG-AI/PROVIDERS/MICROSOFT.APIMANAGEMENT/SERVICE/APIM-BENCH',
                seq, 'Azure', '11111111-1111-1111-1111-111111111111',
-               prompt + CASE WHEN embeddings THEN 0 ELSE completion END, 'ApiManagementGatewayLlmLog'
+               CASE WHEN {counted} THEN prompt + CASE WHEN embeddings THEN 0 ELSE completion END ELSE {uncounted} END,
+               'ApiManagementGatewayLlmLog'
         FROM bench_requests, range(2) s(seq)
         WHERE in_llm AND (seq = 0 OR stream_roll >= 88)
         ORDER BY i, seq

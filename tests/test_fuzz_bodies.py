@@ -1,6 +1,7 @@
 """Fuzzing the body parsing (the KQL rules, run on the local engine): arbitrary bodies, encodings,
 huge, negative and non-integer counts, unknown fields.  Nothing may escape the rollup, and every
-successful request is either metered or counted as unmetered."""
+successful request is either metered or counted as unmetered.  Usage-shaped objects in echoed
+request content (tools, metadata, text.format, output text) are never what is billed."""
 
 from __future__ import annotations
 
@@ -70,3 +71,62 @@ def test_arbitrary_bodies_never_escape_and_are_all_accounted_for(body_list: list
                     assert 0 <= counters.prompt_tokens < 10**9 and 0 <= counters.total_tokens < 10**9
                 else:
                     assert counters.unmetered_requests == 1 and counters.total_tokens == 0
+
+
+# Echoed request content holding usage-shaped objects, placed before the response's own usage.
+counts = st.integers(min_value=0, max_value=10**8)
+fake_usages = st.one_of(usage_objects, st.builds(lambda p, c: {"prompt_tokens": p, "completion_tokens": c,
+                                                               "total_tokens": p + c}, counts, counts),
+                        st.builds(lambda p, c: {"input_tokens": p, "output_tokens": c}, counts, counts))
+echoes = st.lists(st.sampled_from(["tools", "metadata", "text", "output", "instructions"]), min_size=1, max_size=4,
+                  unique=True)
+
+
+def echoed(fields: list[str], fake: dict[str, Any]) -> dict[str, Any]:
+    """Request content a response may echo, each piece holding ``fake`` (as an object, or as text)."""
+    pieces: dict[str, Any] = {
+        "tools": [{"type": "function", "name": "f", "parameters": {"examples": [{"usage": fake}], "type": "object"}}],
+        "metadata": {"usage": fake},
+        "text": {"format": {"type": "json_schema", "name": "s", "schema": {"default": {"usage": fake}}}},
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": json.dumps({"usage": fake})}]}],
+        "instructions": '"usage": ' + json.dumps(fake),
+    }
+    return {name: pieces[name] for name in fields}
+
+
+@hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(counts, counts, fake_usages, echoes, st.sampled_from(["chat", "responses"]),
+                          st.booleans()), min_size=1, max_size=4))
+def test_echoed_usage_is_never_billed(cases: list[tuple[int, int, dict[str, Any], list[str], str, bool]]) -> None:
+    """Whatever usage-shaped objects the echoed content holds, the response's own usage is billed."""
+    start = DEMO_END - timedelta(hours=len(cases))
+    gateway: list[dict[str, Any]] = []
+    for i, (prompt, completion, fake, fields, api, streamed) in enumerate(cases):
+        if api == "chat":
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            final = {"object": "chat.completion", "model": "m", **echoed(fields, fake), "choices": [], "usage": usage}
+            body = ("data: " + json.dumps({"object": "chat.completion.chunk", "model": "m", **echoed(fields, fake),
+                                           "usage": None}) + "\n\ndata: " + json.dumps(final) + "\n\ndata: [DONE]\n\n"
+                    if streamed else json.dumps(final))
+        else:
+            usage = {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion}
+            response = {"object": "response", "model": "m", **echoed(fields, fake), "usage": usage}
+            body = ("event: response.created\ndata: " + json.dumps({"type": "response.created", "response": {
+                **response, "usage": None}}) + "\n\nevent: response.completed\ndata: "
+                + json.dumps({"type": "response.completed", "response": response}) + "\n\n"
+                if streamed else json.dumps(response))
+        gateway.append({"TimeGenerated": start + timedelta(hours=i), "CorrelationId": f"e{i}",
+                        "ApimSubscriptionId": "fuzz", "ProductId": "p", "OperationId": "Responses_Create",
+                        "ResponseCode": 200, "Url": "https://apim/openai/deployments/d/responses",
+                        "BackendResponseBody": body})
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ws.duckdb"
+        write_workspace(path, demo_data.DemoTraffic(gateway, []))
+        for name in ("usage_from_gateway_body", "usage_by_subscription"):
+            records = LocalWorkspaceSource(path).run(load(name), {"window_start": start, "window_end": DEMO_END})
+            rows = {row.period_start: row.counters for row in usage_rows(records)}
+            for request, (prompt, completion, *_) in zip(gateway, cases, strict=True):
+                counters = rows[request["TimeGenerated"]]
+                assert body_usage(request["BackendResponseBody"])[0] is not None  # the oracle agrees
+                assert (counters.prompt_tokens, counters.completion_tokens, counters.total_tokens,
+                        counters.unmetered_requests) == (prompt, completion, prompt + completion, 0), request

@@ -51,7 +51,8 @@ def edge_cases() -> demo_data.DemoTraffic:
                       "Completions_Create", "completions_create", "Embeddings_Create", "embeddings_create",
                       "Responses_Create", "responses_create"):
         request(operation, whole)
-    # cut at exactly 8,192 bytes: once after a complete usage object, once before it
+    # cut at exactly 8,192 bytes: once after a complete usage object, once before it; neither is whole
+    # JSON, so neither has a top-level usage that can be read: both unmetered (truncated)
     early = json.dumps({"model": "gpt-4o-edge", "usage": {**usage, "prompt_tokens_details": {"cached_tokens": 5}},
                         "output": [{"content": "x" * 20000}]})
     request("Responses_Create", early.encode()[:8192].decode())
@@ -120,15 +121,15 @@ def test_edge_cases_are_counted_as_the_issue_says(settings: Settings) -> None:
     got = run(settings, edge_cases(), "auto")
     edge = {k[3]: v for k, v in got.items() if k[1] == "edge-team"}
     body, llm = edge["gpt-4o-edge"], edge["gpt-4o-llm"]
-    # 9 casings + early-usage truncated + SSE with usage + the "yes" marker (not a probe) = 12 metered
-    assert body["prompt_tokens"] == 12 * 11 and body["total_tokens"] == 12 * 18
-    assert body["cached_tokens"] == 5
+    # 9 casings + SSE with usage + the "yes" marker (not a probe) = 11 metered
+    assert body["prompt_tokens"] == 11 * 11 and body["total_tokens"] == 11 * 18
+    assert body["cached_tokens"] == 0  # only the early-usage body had some, and it is cut
     assert llm == {**llm, "requests": 1, "prompt_tokens": 100, "total_tokens": 150, "streamed_requests": 1}
-    # unmetered: truncated-late, SSE without usage, non-JSON (gpt-4o-edge) + empty, null (unknown model)
+    # unmetered: truncated-early, truncated-late, SSE without usage, negative counts (gpt-4o-edge)
+    # + empty, null, non-JSON (unknown model)
     unknown = edge["unknown"]
-    assert body["unmetered_requests"] == 3 and body["unmetered_truncated"] == 1 and body["unmetered_streamed"] == 1
+    assert body["unmetered_requests"] == 4 and body["unmetered_truncated"] == 2 and body["unmetered_streamed"] == 1
     assert unknown["unmetered_requests"] == 3 and unknown["error_requests"] == 1
-    assert body["unmetered_requests"] + unknown["unmetered_requests"] == 6  # + the negative-count body
     responses = edge["gpt-4o-resp"]
     assert (responses["prompt_tokens"], responses["completion_tokens"], responses["total_tokens"],
             responses["cached_tokens"], responses["unmetered_requests"]) == (40, 9, 49, 8, 0)

@@ -1,0 +1,151 @@
+"""LLM-log chunk layouts: which rows of a chunked request carry its token counts.
+
+A message over 32 KB is logged as several ``ApiManagementGatewayLlmLog`` rows with increasing
+``SequenceNumber``, and Microsoft does not document which of them carry the counts. The rollup
+must be right whether they are on every row, on the first only or on the last only, and a request
+none of whose rows has a count is unmetered (or, in ``auto``, counted from its logged body), never
+zero tokens. Checked three ways on the same rows: the queries on the local engine, the independent
+oracle (tests/expected.py) and the bench's hand-written SQL (bench/rollup_hand.sql).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.rollup_query import comparable, run_hand
+from shared.adapters.local_workspace import LocalWorkspaceSource
+from shared.queries import load
+from shared.services.rollup import usage_rows
+from shared.tooling.demo import demo_data
+from tests.conftest import DEMO_END
+from tests.expected import expected_hourly
+from tests.test_rollup import as_map, write_workspace
+
+START = DEMO_END - timedelta(hours=3)
+HOUR = DEMO_END - timedelta(hours=2)
+
+COUNTS = {"PromptTokens": 1200, "CompletionTokens": 300, "TotalTokens": 1500}
+NULLS: dict[str, int | None] = dict.fromkeys(COUNTS)
+ZEROS = dict.fromkeys(COUNTS, 0)
+
+# subscription -> the counts on each chunk row, SequenceNumber 0, 1, ...
+COUNTED_LAYOUTS: dict[str, list[Mapping[str, int | None]]] = {
+    "every-row": [COUNTS, COUNTS, COUNTS],
+    "first-only": [COUNTS, NULLS, NULLS],
+    "last-only": [ZEROS, ZEROS, COUNTS],
+    "last-only-nulls": [NULLS, NULLS, COUNTS],
+    "middle-only": [NULLS, COUNTS, ZEROS],
+    "single-row": [COUNTS],
+}
+UNCOUNTED_LAYOUTS: dict[str, list[Mapping[str, int | None]]] = {
+    "no-counts-nulls": [NULLS, NULLS],
+    "no-counts-zeros": [ZEROS, ZEROS, ZEROS],
+}
+BODY_USAGE = {"prompt_tokens": 70, "completion_tokens": 30, "total_tokens": 100}
+
+
+def chunked_traffic() -> demo_data.DemoTraffic:
+    """One request per layout (its own subscription), all in HOUR; the uncounted layouts twice: without
+    a logged body, and with a body holding a usage object (suffix "+body")."""
+    traffic = demo_data.DemoTraffic()
+    layouts = {**COUNTED_LAYOUTS, **UNCOUNTED_LAYOUTS, **{f"{k}+body": v for k, v in UNCOUNTED_LAYOUTS.items()}}
+    for n, (subscription, chunks) in enumerate(layouts.items()):
+        correlation = f"chunked-{n:03d}"
+        body = json.dumps({"model": "gpt-4o-body", "choices": [], "usage": BODY_USAGE}) \
+            if subscription.endswith("+body") else None
+        traffic.gateway.append({
+            "TimeGenerated": HOUR + timedelta(seconds=n), "CorrelationId": correlation,
+            "ApimSubscriptionId": subscription, "ProductId": "p", "OperationId": "ChatCompletions_Create",
+            "Url": "https://apim/openai/deployments/dep-url/chat/completions", "ResponseCode": 200,
+            "BackendResponseBody": body})
+        for sequence, counts in enumerate(chunks):
+            # Names on the first row only where the counts are on the last: names from any row too.
+            named = sequence == 0 or subscription not in ("last-only", "last-only-nulls")
+            traffic.llm.append({
+                "TimeGenerated": HOUR + timedelta(seconds=n, milliseconds=200 + sequence),
+                "CorrelationId": correlation, "SequenceNumber": sequence, "IsStreamCompletion": True,
+                "ModelName": "gpt-4o-llm" if named else None, "DeploymentName": "dep-llm" if named else None,
+                **counts})
+    return traffic
+
+
+def run_local(path: Path, name: str, start: datetime, end: datetime,
+              **parameters: str) -> dict[Any, dict[str, int]]:
+    """A query's result on the local engine, as the rollup maps it (keyed like tests/expected.py)."""
+    records = LocalWorkspaceSource(path).run(load(name), {"window_start": start, "window_end": end, **parameters})
+    return as_map(usage_rows(records))
+
+
+@pytest.fixture(scope="module")
+def traffic() -> demo_data.DemoTraffic:
+    return chunked_traffic()
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, traffic: demo_data.DemoTraffic) -> Path:
+    path = tmp_path_factory.mktemp("chunks") / "workspace.duckdb"
+    write_workspace(path, traffic)
+    return path
+
+
+def by_subscription(rows: dict[Any, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for (_, subscription, _, model, deployment), counters in rows.items():
+        assert subscription not in out, f"{subscription} split over several rows"
+        out[subscription] = {**counters, "model": model, "deployment": deployment}
+    return out
+
+
+@pytest.mark.parametrize("source", ["auto", "llmlog"])
+def test_every_layout_counts_the_request_once(workspace: Path, traffic: demo_data.DemoTraffic, source: str) -> None:
+    got = run_local(workspace, "usage_by_subscription", START, DEMO_END, usage_source=source)
+    assert got == expected_hourly(traffic.gateway, traffic.llm, START, DEMO_END, source)
+    for layout in COUNTED_LAYOUTS:
+        row = by_subscription(got)[layout]
+        assert (row["requests"], row["prompt_tokens"], row["completion_tokens"], row["total_tokens"],
+                row["unmetered_requests"], row["streamed_requests"]) == (1, 1200, 300, 1500, 0, 1), layout
+        assert (row["model"], row["deployment"]) == ("gpt-4o-llm", "dep-llm"), layout
+
+
+@pytest.mark.parametrize("source", ["auto", "llmlog"])
+def test_no_counts_on_any_row_is_unmetered_never_zero_tokens(workspace: Path, source: str) -> None:
+    rows = by_subscription(run_local(workspace, "usage_by_subscription", START, DEMO_END, usage_source=source))
+    for layout in UNCOUNTED_LAYOUTS:
+        row = rows[layout]
+        # shown under the LLM log's names, as a streamed request the LLM log could not meter
+        assert (row["model"], row["deployment"]) == ("gpt-4o-llm", "dep-llm"), layout
+        assert (row["requests"], row["unmetered_requests"], row["unmetered_streamed"], row["total_tokens"]) == (
+            1, 1, 1, 0), layout
+        with_body = rows[f"{layout}+body"]
+        if source == "auto":  # the logged body's usage is the fallback
+            assert (with_body["prompt_tokens"], with_body["total_tokens"], with_body["unmetered_requests"]) == (
+                70, 100, 0), layout
+        else:  # llmlog reads no body
+            assert (with_body["total_tokens"], with_body["unmetered_requests"]) == (0, 1), layout
+
+
+def test_oracle_reads_every_layout() -> None:
+    """The oracle itself, on the rows alone (no engine): the counts whichever row has them."""
+    traffic = chunked_traffic()
+    rows = by_subscription(expected_hourly(traffic.gateway, traffic.llm, START, DEMO_END, "llmlog"))
+    assert {layout: (rows[layout]["prompt_tokens"], rows[layout]["total_tokens"], rows[layout]["unmetered_requests"])
+            for layout in COUNTED_LAYOUTS} == dict.fromkeys(COUNTED_LAYOUTS, (1200, 1500, 0))
+    assert all(rows[layout]["unmetered_requests"] == 1 and rows[layout]["total_tokens"] == 0
+               for layout in UNCOUNTED_LAYOUTS)
+
+
+@pytest.mark.parametrize("source", ["auto", "llmlog"])
+def test_hand_sql_agrees_with_the_query_on_every_layout(workspace: Path, source: str) -> None:
+    query = load("usage_by_subscription")
+    values = {"window_start": START, "window_end": DEMO_END, "usage_source": source, "probe_subscription": "",
+              "probe_header": "x-chargeback-probe"}
+    kql = LocalWorkspaceSource(workspace).run(query, values)
+    hand = run_hand(workspace, values)
+    assert comparable(hand, list(query.columns)) == comparable(kql, list(query.columns))
+    assert len(kql) == len(COUNTED_LAYOUTS) + 2 * len(UNCOUNTED_LAYOUTS)

@@ -29,12 +29,12 @@ from shared.adapters.focus_files import (
     focus_table,
     hubs_folder,
     read_focus_parquet,
-    safe_cell,
     write_focus_csv,
     write_focus_parquet,
     write_hubs_layout,
 )
 from shared.core.cost_lines import UNALLOCATED_CAPACITY, CostLine
+from shared.core.csv_cells import safe_cell
 from shared.core.focus import (
     COLUMN_NAMES,
     COLUMNS,

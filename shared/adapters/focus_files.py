@@ -1,9 +1,9 @@
 """FOCUS rows (:mod:`shared.core.focus`) written as files: CSV, parquet, and Microsoft FinOps hubs' ingestion layout.
 
-**CSV**: a header, every field quoted, UTF-8. Decimal columns are plain numbers (exact, no
-exponent, never neutralised: ``-0.5`` is a number); every other cell has its control characters
-removed and, if it starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, CR — after
-leading blanks), gets a leading ``'`` so a spreadsheet shows it instead of running it.
+**CSV** (cells as :mod:`shared.core.csv_cells` writes them): a header, every field quoted, UTF-8.
+Decimal columns are plain numbers (exact, no exponent, never neutralised: ``-0.5`` is a number);
+every other cell has its control characters removed and, if it starts like a spreadsheet formula
+(``=``, ``+``, ``-``, ``@``, tab, CR — after leading blanks), gets a leading ``'``.
 
 **Parquet** (pyarrow, in the ``local`` extras only: imported when a parquet file is written or read,
 and :class:`ParquetUnavailableError` says how to install it): Decimal columns are
@@ -31,11 +31,8 @@ otherwise count both).
 
 from __future__ import annotations
 
-import csv
 import decimal
-import io
 import os
-import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -44,6 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from shared.core.csv_cells import has_control, quoted_csv
 from shared.core.focus import COLUMNS, DATETIME_COLUMNS, DECIMAL_COLUMNS, FOCUS_VERSION, FocusColumn
 from shared.errors import ChargebackError
 
@@ -51,8 +49,6 @@ DECIMAL_PRECISION = 38
 DECIMAL_SCALE = 18
 HUBS_DATASET = "Costs"
 MANIFEST = "manifest.json"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_REMOVED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})  # control characters, line and paragraph separators
 _QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
 _MAX_DECIMAL = Decimal(10) ** (DECIMAL_PRECISION - DECIMAL_SCALE)
 _EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
@@ -80,32 +76,16 @@ def pyarrow_module() -> ModuleType:
 
 
 # -- CSV ------------------------------------------------------------------------------------------------
-def safe_cell(text: str) -> str:
-    """A text cell a spreadsheet shows as text: formula starts neutralised with ``'``, control characters removed."""
-    neutralised = "'" + text if text.lstrip(" ").startswith(_FORMULA_STARTS) else text
-    return "".join(ch for ch in neutralised if unicodedata.category(ch) not in _REMOVED_CATEGORIES)
-
-
-def _csv_cell(name: str, value: object) -> str:
-    if value is None:
-        return ""
-    if name in DECIMAL_COLUMNS:
-        if not isinstance(value, Decimal):
-            raise FocusFileError(f"{name} must be a Decimal, got {value!r}")
-        return format(value, "f")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return safe_cell(str(value))
-
-
 def focus_csv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[FocusColumn] = COLUMNS) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     names = [column.name for column in columns]
-    writer.writerow(names)
-    for row in rows:
-        writer.writerow([_csv_cell(name, row.get(name)) for name in names])
-    return buffer.getvalue()
+    checked = []
+    for index, row in enumerate(rows):
+        for name in DECIMAL_COLUMNS:
+            value = row.get(name)
+            if value is not None and not isinstance(value, Decimal):
+                raise FocusFileError(f"row {index}: {name} must be a Decimal, got {value!r}")
+        checked.append(row)
+    return quoted_csv(names, checked, numeric=DECIMAL_COLUMNS)
 
 
 def write_focus_csv(path: Path, rows: Iterable[Mapping[str, object]]) -> Path:
@@ -194,8 +174,7 @@ def read_focus_parquet(path: Path) -> list[dict[str, object]]:
 
 # -- FinOps hubs ingestion layout ------------------------------------------------------------------------------
 def _path_part(what: str, text: str) -> str:
-    if (not text or text in (".", "..") or "\\" in text or "/" in text
-            or any(unicodedata.category(ch) in _REMOVED_CATEGORIES for ch in text)):
+    if not text or text in (".", "..") or "\\" in text or "/" in text or has_control(text):
         raise FocusFileError(f"{what} {text!r} cannot be a folder or file name part")
     return text
 

@@ -54,10 +54,10 @@ def _has_control(text: str) -> bool:
 
 
 def _code(field_name: str, text: str) -> str:
-    """A cost center or business unit: printable, at most 128 characters; surrounding blanks dropped."""
+    """A cost center or business unit: printable, at most 128 characters; surrounding spaces dropped."""
     if not isinstance(text, str):
         raise InvalidRequestError(field_name, "must be text")
-    value = text.strip()
+    value = text.strip(" ")  # spaces only: a tab or line break is refused, not dropped
     if len(value) > MAX_COST_CENTER:
         raise InvalidRequestError(field_name, f"must be at most {MAX_COST_CENTER} characters, got {len(value)}")
     if not value.isprintable():
@@ -78,7 +78,7 @@ def valid_business_unit(text: str) -> str:
 def valid_owner(text: str) -> str:
     if not isinstance(text, str):
         raise InvalidRequestError("owner", "must be text")
-    value = text.strip()
+    value = text.strip(" ")  # spaces only: a tab or line break is refused, not dropped
     if len(value) > MAX_OWNER:
         raise InvalidRequestError("owner", f"must be at most {MAX_OWNER} characters, got {len(value)}")
     if _has_control(value):
@@ -96,7 +96,7 @@ def valid_tags(tags: Mapping[str, str]) -> dict[str, str]:
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidRequestError("tags", f"tag names and values must be text, got {key!r}: {value!r}")
-        name = key.strip()
+        name = key.strip(" ")
         if not name:
             raise InvalidRequestError("tags", "a tag name must not be empty")
         for part, text in ((f"tag name {name[:40]!r}", name), (f"tag {name[:40]!r} value", value)):

@@ -62,12 +62,13 @@ def parse_tag_arguments(values: Sequence[str], option: str = "--tag") -> dict[st
     """
     tags: dict[str, str] = {}
     for value in values:
-        name, separator, text = value.partition("=")
-        if not separator or not name.strip():
+        raw_name, separator, text = value.partition("=")
+        name = raw_name.strip(" ")
+        if not separator or not name:
             raise InvalidRequestError(option, f"expected NAME=VALUE, got {value!r}")
-        if name.strip() in tags:
-            raise InvalidRequestError(option, f"tag {name.strip()!r} given twice")
-        tags[name.strip()] = text
+        if name in tags:
+            raise InvalidRequestError(option, f"tag {name!r} given twice")
+        tags[name] = text
     try:
         return valid_tags(tags)
     except InvalidRequestError as exc:

@@ -272,7 +272,7 @@ HOSTILE = [
     ("newlines", "line one\r\nline two\tTabbed\x00nul\x1b[31mred"),
     ("emoji", "Team 🧾 Ünïcödé 名前 \U0001f468\u200d\U0001f469\u200d\U0001f467"),
 ]
-HOSTILE_SIDS = ["a/b#c?d\\e", "%41%2F", "Δ-team ünï", "x" * 256]
+HOSTILE_SIDS = ["a/b#c?d\\e", "%41%2F", "Δ-team ünï", "x" * 256, "line\nbreak\x00"]
 
 
 def test_hostile_display_names_and_ids_are_stored_verbatim_under_safe_keys(arm: tuple[FakeArm, Path]) -> None:

@@ -155,7 +155,10 @@ class SubscriptionInfo:
     owner_is_manual: bool = False
 
     def __post_init__(self) -> None:
-        valid_subscription_id(self.subscription_id)
+        # Only emptiness is refused here: what ARM lists is kept verbatim, however odd (input from a
+        # person is checked by ``valid_subscription_id`` in ``apply_manual``).
+        if not self.subscription_id:
+            raise ValueError("a subscription record needs a subscription id")
         if self.updated_at is not None:
             _utc(self.updated_at, f"subscription {self.subscription_id!r}: updated_at")
 

@@ -210,7 +210,7 @@ def _check_price(line: CostLine, what: str, unit_price: Decimal | None, cost: De
 
 def _describe(line: CostLine) -> str:
     return (f"cost line ({line.subscription_id}, deployment {line.deployment!r}, {line.token_kind}, "
-            f"{focus_time(line.charge_start) if not line.charge_start.microsecond else line.charge_start})")
+            f"{line.charge_start.isoformat()})")
 
 
 def _words(value: str | None) -> str:

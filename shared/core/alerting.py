@@ -28,6 +28,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from shared.core.keys import period_code
+from shared.core.moments import iso
 from shared.core.pricing import display, money_text
 from shared.core.quotas import Period, Quota, QuotaBook
 
@@ -206,9 +207,6 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
     return rows
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
 
 def alert_document(alert: Alert) -> dict[str, object]:
     """An alert as JSON: the generic webhook body and the API's alert fields (usage numbers only)."""
@@ -221,8 +219,8 @@ def alert_document(alert: Alert) -> dict[str, object]:
         "title": title(alert),
         "subscriptionId": alert.subscription_id,
         "period": alert.period.value,
-        "periodStart": _iso(alert.period_start),
-        "periodEnd": _iso(alert.period_end),
+        "periodStart": iso(alert.period_start),
+        "periodEnd": iso(alert.period_end),
         "percent": str(alert.percent),
         "tokens": alert.tokens,
         "tokenLimit": alert.max_tokens,
@@ -231,6 +229,6 @@ def alert_document(alert: Alert) -> dict[str, object]:
         "currency": alert.currency,
         "unpricedTokens": alert.unpriced_tokens,
         "projectedPercent": None if alert.projected_percent is None else str(alert.projected_percent),
-        "projectedAt": _iso(alert.projected_at),
-        "asOf": _iso(alert.as_of),
+        "projectedAt": iso(alert.projected_at),
+        "asOf": iso(alert.as_of),
     }

@@ -34,6 +34,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from shared.core.moments import iso
+
 # Selected by productName: serviceName changed from 'Cognitive Services' to 'Foundry Models'.
 OPENAI_PRODUCTS = (
     "Azure OpenAI",
@@ -592,17 +594,14 @@ def meter_price_record(row: MeterPrice) -> dict[str, str | None]:
         "canonicalVersion": row.canonical_version, "meterId": row.meter_id, "meterName": row.meter_name,
         "skuName": row.sku_name, "productName": row.product_name, "currency": row.currency,
         "price": _exact(row.price), "priceUnit": row.price_unit.value, "retailPrice": _exact(row.retail_price),
-        "unitOfMeasure": row.unit_of_measure, "effectiveStart": _iso(row.effective_start),
-        "effectiveEnd": _iso(row.effective_end) if row.effective_end else None,
+        "unitOfMeasure": row.unit_of_measure, "effectiveStart": iso(row.effective_start),
+        "effectiveEnd": iso(row.effective_end) if row.effective_end else None,
     }
 
 
 def _exact(amount: Decimal) -> str:
     return format(amount, "f")  # fixed point, never an exponent ("10", not "1E+1")
 
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def meter_price_from_record(where: str, record: Mapping[str, Any]) -> MeterPrice:

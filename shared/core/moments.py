@@ -39,6 +39,8 @@ def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 with ``Z`` for UTC (``2026-11-01T00:00:00Z``); ``None`` stays ``None`` (JSON ``null``).
 
-    Only the spelling changes: the moment is not converted, so callers pass UTC moments.
+    An aware moment is shown in UTC; a naive one is taken as UTC already.
     """
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    if moment is None:
+        return None
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).isoformat().replace("+00:00", "Z")

@@ -16,6 +16,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
+from shared.core.months import next_month
 from shared.core.pricing import money_text
 from shared.core.usage import Granularity, is_team_subscription
 from shared.errors import InvalidRequestError
@@ -39,7 +40,7 @@ class Period(StrEnum):
         start = self.granularity.period_start(moment)
         if self is Period.DAY:
             return start, start + timedelta(days=1)
-        return start, (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return start, next_month(start)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from shared.core.months import next_month
+
 UNATTRIBUTED = "unattributed"  # request with no APIM subscription (e.g. an open API or a 401)
 UNKNOWN = "unknown"  # model or deployment the logs did not name
 PROBE = "synthetic-probe"  # synthetic probe traffic: reported on its own, never charged
@@ -52,7 +54,7 @@ class Granularity(StrEnum):
             return start + timedelta(hours=1)
         if self is Granularity.DAY:
             return start + timedelta(days=1)
-        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return next_month(start)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.core.chat_cards import ChatMessage, render
+from shared.core.moments import iso
 from shared.errors import DeliveryError
 from shared.ports import AlertChannel
 from shared.services.probe import Incident, LoggingIncidentNotifier
@@ -20,8 +22,8 @@ from shared.services.probe import Incident, LoggingIncidentNotifier
 log = logging.getLogger(__name__)
 
 
-def _iso(value: object) -> str:
-    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else "unknown"
+def _iso(moment: datetime | None) -> str:
+    return iso(moment) or "unknown"
 
 
 def incident_document(incident: Incident, event: str) -> dict[str, Any]:

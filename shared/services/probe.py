@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from shared.core.moments import parse_moment
+from shared.core.moments import iso, parse_moment
 from shared.core.probe import (
     IncidentEvent,
     IncidentState,
@@ -80,13 +80,13 @@ class LoggingIncidentNotifier:
 
     def opened(self, incident: Incident) -> None:
         self._log.error("PROBE INCIDENT: deployment %s via %s failing since %s: %d consecutive failed runs "
-                        "(last error: %s)", incident.deployment, incident.target, _iso(incident.opened_at),
+                        "(last error: %s)", incident.deployment, incident.target, iso(incident.opened_at),
                         incident.consecutive_failures, incident.last_error or "unknown")
 
     def recovered(self, incident: Incident) -> None:
         self._log.warning("PROBE RECOVERED: deployment %s via %s passes again at %s (incident opened %s)",
-                          incident.deployment, incident.target, _iso(incident.recovered_at),
-                          _iso(incident.opened_at))
+                          incident.deployment, incident.target, iso(incident.recovered_at),
+                          iso(incident.opened_at))
 
 
 def modes_for(stream: str) -> tuple[Mode, ...]:
@@ -231,7 +231,7 @@ def parse_probe_query(deployments: Sequence[str] | None, start: str | None, end:
         finish = finish + timedelta(days=1) if date_only else finish
     begin = parse_moment("from", start)[0] if start else finish - DEFAULT_RANGE
     if begin >= finish:
-        raise InvalidRequestError("from", f"must be before 'to' ({_iso(begin)} >= {_iso(finish)})")
+        raise InvalidRequestError("from", f"must be before 'to' ({iso(begin)} >= {iso(finish)})")
     if finish - begin > MAX_RANGE:
         raise InvalidRequestError("to", f"range longer than {MAX_RANGE.days} days; ask for less")
     names = tuple(dict.fromkeys(d.strip() for d in deployments or () if d.strip()))
@@ -245,8 +245,8 @@ def probe_report(store: ProbeRepository, query: ProbeQuery) -> dict[str, object]
     summaries = summarize(attempts)
     names = sorted(set(summaries) | set(query.deployments))
     return {
-        "from": _iso(query.start),
-        "to": _iso(query.end),
+        "from": iso(query.start),
+        "to": iso(query.end),
         "deployments": [summary_json(name, summaries.get(name), states.get(name)) for name in names],
         "attempts": [attempt_json(a) for a in attempts],
     }
@@ -262,22 +262,19 @@ def summary_json(name: str, summary: ProbeSummary | None, state: IncidentState |
         "latencyP95Ms": summary.latency_p95_ms if summary else None,
         "ttftP50Ms": summary.ttft_p50_ms if summary else None,
         "ttftP95Ms": summary.ttft_p95_ms if summary else None,
-        "lastSuccess": _iso(summary.last_success) if summary else None,
-        "lastFailure": _iso(summary.last_failure) if summary else None,
+        "lastSuccess": iso(summary.last_success) if summary else None,
+        "lastFailure": iso(summary.last_failure) if summary else None,
         "consecutiveFailures": summary.consecutive_failures if summary else 0,
     }
     body["incident"] = None if state is None else {
-        "open": state.open, "openedAt": _iso(state.opened_at), "consecutiveFailures": state.consecutive_failures,
+        "open": state.open, "openedAt": iso(state.opened_at), "consecutiveFailures": state.consecutive_failures,
         "lastError": state.last_error}
     return body
 
 
 def attempt_json(a: ProbeAttempt) -> dict[str, object]:
-    return {"at": _iso(a.at), "deployment": a.deployment, "mode": a.mode, "success": a.success,
+    return {"at": iso(a.at), "deployment": a.deployment, "mode": a.mode, "success": a.success,
             "status": a.status, "latencyMs": a.latency_ms, "ttftMs": a.ttft_ms, "model": a.model,
             "promptTokens": a.prompt_tokens, "completionTokens": a.completion_tokens, "region": a.region,
             "requestId": a.request_id, "error": a.error, "tries": a.tries, "runId": a.run_id}
 
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from shared.cli import main
 from shared.composition import access_store, alert_outbox, quota_store
 from shared.core.access import make_grant
 from shared.core.alerting import Alert
 from shared.core.quotas import Period, make_quota
 from shared.settings import Settings
+from shared.tooling.cli import main
 from tests.billing_support import ADMIN_KEY, with_prices
 from tests.test_usage_report import assert_single_partition, recorded_api
 from tests.usage_support import NOW, Api, expected_rows, principal_headers, seed_cost, seeds, store_seeds

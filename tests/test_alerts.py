@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from shared.adapters.apim_management import ArmSubscriptionControl, DryRunSubscriptionControl
-from shared.cli import main
 from shared.composition import alert_outbox, alert_service, quota_store, subscription_control, table_store
 from shared.core.alerting import FORECAST_MIN_ELAPSED, forecast, forecast_due
 from shared.core.quotas import make_quota
@@ -24,6 +23,7 @@ from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 from shared.errors import AlertRunError, EnforcementError
 from shared.services.alerts import AlertService
 from shared.settings import Settings
+from shared.tooling.cli import main
 from tests.billing_support import Receiver, call, expected_cost, with_prices
 from tests.conftest import process_environment
 

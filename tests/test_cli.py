@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
 from shared.composition import table_store
 from shared.core.usage import Granularity
 from shared.settings import Settings
+from shared.tooling.cli import main
 
 
 @pytest.fixture

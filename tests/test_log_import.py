@@ -15,7 +15,7 @@ import pytest
 
 from shared import queries
 from shared.adapters.local_workspace import LocalWorkspaceSource
-from shared.cli import main
+from shared.tooling.cli import main
 from shared.tooling.log_import.readers import parse_bytes
 from shared.tooling.log_import.records import GATEWAY, LLM, SYNTHETIC_PREFIX
 from shared.tooling.log_import.writer import ImportReport, import_files

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
 from shared.composition import table_store
 from shared.core.pricing import (
     Cost,
@@ -25,6 +24,7 @@ from shared.core.pricing import (
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
 from shared.services.costing import DEFAULT_PRICES, PriceCatalog
 from shared.settings import Settings
+from shared.tooling.cli import main
 from tests.billing_support import (
     ALPHA_MINI,
     ALPHA_NEW,

@@ -17,11 +17,11 @@ import pytest
 
 from shared.adapters.probe_client import OpenAIProber, ProbeTarget
 from shared.api.app import AppContext, create_app
-from shared.cli import main
 from shared.composition import probe_service, probe_store
 from shared.core.probe import IncidentState, ProbeAttempt, advance, nearest_rank, summarize
 from shared.services.probe import Incident, ProbeService
 from shared.settings import Settings
+from shared.tooling.cli import main
 from shared.tooling.dev_gateway import PROBE_KEY, DevGateway, Faults, GatewayConfig
 from tests.conftest import TEST_API_KEY
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.cli import main
 from shared.composition import quota_store
 from shared.core.quotas import Period, Quota, QuotaBook, make_quota
 from shared.errors import InvalidRequestError, SettingError
 from shared.settings import Settings
+from shared.tooling.cli import main
 from tests.billing_support import ADMIN_KEY, call, with_prices
 from tests.conftest import TEST_API_KEY
 

@@ -76,7 +76,7 @@ def send_demo_traffic(gateway: DevGateway, seed: int) -> dict[str, Counter[int]]
 
 def run(settings: Settings, gateway: DevGateway, seed: int) -> Settings:
     """Traffic, then a probe run; returns the settings pointing the probe at this gateway."""
-    from shared.probe_cli import run_and_print
+    from shared.tooling.probe_report import run_and_print
 
     print(f"dev gateway (APIM stand-in) on {gateway.url}, logging into {gateway.writer.path}")
     statuses = send_demo_traffic(gateway, seed)

@@ -1,6 +1,6 @@
 """``chargeback report chargeback|quota|prices|alerts``: cost, quotas and alerts from the command line.
 
-Registered into the ``chargeback`` parser by :mod:`shared.cli`.  Bad input raises
+Registered into the ``chargeback`` parser by :mod:`shared.tooling.cli`.  Bad input raises
 ``InvalidRequestError`` naming the field, which ``chargeback`` turns into exit code 2.
 """
 
@@ -11,25 +11,25 @@ import json
 import sys
 from datetime import UTC, date, datetime
 
-from shared.cli_present import alert_lines, chargeback_csv, chargeback_text, price_lines, quota_lines
 from shared.core.alerting import STATUSES
 from shared.core.months import parse_month
 from shared.core.pricing import Price, PriceFileError, price_from
 from shared.core.quotas import check_subscription_id, make_quota, parse_period, quota_json
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
+from shared.tooling.cli.present import alert_lines, chargeback_csv, chargeback_text, price_lines, quota_lines
 
-COMMANDS = ("report", "quota", "prices", "alerts")
 
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     report = sub.add_parser("report", help="cost reports")
+    report.set_defaults(run=_chargeback)
     report_sub = report.add_subparsers(dest="report_command", required=True)
     charge = report_sub.add_parser("chargeback", help="one line per subscription for a month, with cost")
     charge.add_argument("--month", help="YYYY-MM (default: the current month, UTC)")
     charge.add_argument("--csv", action="store_true", help="CSV with exact (unrounded) costs")
 
     quota = sub.add_parser("quota", help="token/cost quotas per subscription (* = default)")
+    quota.set_defaults(run=_quota)
     quota_sub = quota.add_subparsers(dest="quota_command", required=True)
     qset = quota_sub.add_parser("set", help="create or replace the quota of a subscription for a period")
     qset.add_argument("subscription", help="APIM subscription id, or * for the default quota")
@@ -43,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     qdel.add_argument("--period", help="day or month (default: both)")
 
     prices = sub.add_parser("prices", help="the price table (file + operator overrides in Table Storage)")
+    prices.set_defaults(run=_prices)
     prices_sub = prices.add_subparsers(dest="prices_command", required=True)
     prices_sub.add_parser("list", help="the effective price table")
     pset = prices_sub.add_parser("set", help="add or replace an override price (per 1M tokens)")
@@ -56,21 +57,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     pdel.add_argument("--from", dest="effective_from", required=True)
 
     alerts = sub.add_parser("alerts", help="quota alerts in the outbox")
+    alerts.set_defaults(run=_alerts)
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     alist = alerts_sub.add_parser("list", help="list alerts, newest first")
     alist.add_argument("--subscription")
     alist.add_argument("--status", help="pending, sent or failed")
     alerts_sub.add_parser("run", help="evaluate quotas and deliver alerts now (no rollup)")
-
-
-def dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "report":
-        return _chargeback(args, settings)
-    if args.command == "quota":
-        return _quota(args, settings)
-    if args.command == "prices":
-        return _prices(args, settings)
-    return _alerts(args, settings)
 
 
 def _chargeback(args: argparse.Namespace, settings: Settings) -> int:

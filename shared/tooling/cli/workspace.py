@@ -1,4 +1,4 @@
-"""``chargeback workspace import PATH...``: argument parsing and dispatch (wired in ``shared.cli``)."""
+"""``chargeback workspace import PATH...``: load exported APIM logs into the local DuckDB workspace."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from shared.settings import Settings
 EXIT_FAILED = 1
 
 
-def add_parsers(sub: Any) -> None:
+def register(sub: Any) -> None:
     workspace = sub.add_parser("workspace", help="local DuckDB workspace tooling")
     workspace_sub = workspace.add_subparsers(dest="workspace_command", required=True)
     imp = workspace_sub.add_parser(
         "import", help="load exported APIM logs (diagnostic JSON/Avro, Log Analytics CSV/JSON, gzip or not)")
+    imp.set_defaults(run=run_import)
     imp.add_argument("files", nargs="+", type=Path, metavar="PATH",
                      help="log files; a directory means every file under it")
     imp.add_argument("--path", type=Path, help="workspace file (default LOCAL_WORKSPACE_PATH)")
@@ -24,7 +25,7 @@ def add_parsers(sub: Any) -> None:
                                      "(ApiManagementGatewayLogs or ApiManagementGatewayLlmLog)")
 
 
-def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from shared.tooling.log_import.records import TABLES, table_name
     from shared.tooling.log_import.writer import import_files
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from shared.cli_present import grant_lines
 from shared.core.access import ADMIN, READER, Grant, grant_json, make_grant, normalize_principal, parse_subscriptions
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
+from shared.tooling.cli.present import grant_lines
 
-COMMANDS = ("access",)
 
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     access = sub.add_parser("access", help="report API access: principal -> subscriptions (or admin)")
+    access.set_defaults(run=run)
     access_sub = access.add_subparsers(dest="access_command", required=True)
     grant = access_sub.add_parser("grant", help="let a principal (Entra object id or UPN) see subscriptions")
     grant.add_argument("principal")
@@ -31,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     access_sub.add_parser("list", help="list every grant")
 
 
-def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from shared.composition import access_store
 
     store = access_store(settings)

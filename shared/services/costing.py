@@ -27,7 +27,7 @@ from shared.core.pricing import (
     whole_month_cost,
     with_overrides,
 )
-from shared.core.usage import PROBE, Counters, Granularity, UsageRow
+from shared.core.usage import Counters, Granularity, UsageRow, is_chargeable
 from shared.errors import ChargebackError, SettingError
 from shared.ports import PriceOverrideRepository, UsageRepository
 
@@ -161,7 +161,7 @@ def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTa
                 for row in repository.read(sub, Granularity.DAY, month, end)]
     for row in rows:
         sub = row.subscription_id
-        if sub == PROBE:
+        if not is_chargeable(sub):
             continue
         counters[sub] = counters.get(sub, Counters()) + row.counters
         costs[sub] = costs.get(sub, Cost()) + row_cost(row, table)

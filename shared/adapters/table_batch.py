@@ -9,7 +9,7 @@ lines.  The request still goes through the table client's own pipeline (:mod:`sh
 so authentication (shared key or managed identity), retries and the user agent stay the SDK's.
 
 Only what the chargeback tables store is serialized (str, bool, int, float, aware datetime and
-``EntityProperty`` Int64), with the SDK's rules (``tests/test_table_rest.py`` compares both).
+``EntityProperty`` Int64), with the SDK's rules (``tests/integration/test_table_rest.py`` compares both).
 """
 
 from __future__ import annotations

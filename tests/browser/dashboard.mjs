@@ -1,6 +1,6 @@
 // Drives the dashboard in Debian's headless Chromium through playwright-core (no browser download):
 // signs in with the API key, waits for the charts, reads what the page shows, takes a screenshot,
-// changes the date range and reads again. Prints one JSON document; tests/test_dashboard_browser.py
+// changes the date range and reads again. Prints one JSON document; tests/integration/test_dashboard_browser.py
 // checks it against the API.
 //
 // usage: node tests/browser/dashboard.mjs '{"base": "http://127.0.0.1:PORT", "key": "...", "from": "...",

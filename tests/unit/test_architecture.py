@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
 PRODUCTION = ("shared.api", "shared.services", "shared.core", "shared.adapters", "shared.triggers")
 

@@ -30,7 +30,7 @@ from shared.settings import Settings
 from shared.tooling.azurite_process import free_port
 from tests.conftest import TEST_API_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
 KEYS = (  # subscription, product, model, deployment, weight

@@ -33,7 +33,7 @@ from shared.errors import ConcurrentUpdateError
 from shared.services.price_sync import sync_prices
 from shared.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parent / "data" / "retail-examples.json"
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "retail-examples.json"
 NOW = datetime(2025, 8, 25, 6, 0, tzinfo=UTC)
 LATER = datetime(2025, 9, 20, 6, 0, tzinfo=UTC)
 PAGE_SIZE = 10  # 27 rows -> pages of 10, 10 and 7

@@ -14,8 +14,8 @@ from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
 from shared.settings import Settings
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END, TEST_API_KEY
-from tests.test_api import get
-from tests.test_rollup import stored, write_workspace
+from tests.integration.test_api import get
+from tests.integration.test_rollup import stored, write_workspace
 
 FILTER_PAYLOADS = [
     "team-a' or PartitionKey ne 'x",

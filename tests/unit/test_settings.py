@@ -65,7 +65,7 @@ def test_broken_local_settings_file_is_reported(tmp_path: Path) -> None:
         Settings.from_environment({}, local_settings=path)
 
 
-SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+SETTINGS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 def documented_settings() -> list[str]:
@@ -79,7 +79,7 @@ def documented_settings() -> list[str]:
 
 
 def test_sample_settings_and_settings_doc_list_every_setting() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     sample = json.loads((root / "local.settings.sample.json").read_text())["Values"]
     names = {spec.name for spec in SETTINGS}
     assert names <= set(sample), f"missing from local.settings.sample.json: {names - set(sample)}"
@@ -98,7 +98,7 @@ def test_timer_schedules_are_six_field_ncrontab_everywhere(key: str) -> None:
     """The Functions host reads %KEY% from app settings: with seconds, six fields, in every place."""
     import re
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     sample = json.loads((root / "local.settings.sample.json").read_text())["Values"][key]
     bicep = re.search(rf"^\s*{key}: '([^']+)'", (root / "infra" / "main.bicep").read_text(), re.M)
     default = next(spec.default for spec in SETTINGS if spec.name == key)

@@ -20,7 +20,7 @@ from shared.tooling.querycheck import (
     format_report,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 QUERIES_DIR = PROJECT_ROOT / "queries"
 SCHEMAS_DIR = QUERIES_DIR / "schemas"
 

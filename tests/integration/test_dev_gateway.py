@@ -288,5 +288,5 @@ def test_production_code_never_loads_the_dev_gateway() -> None:
     code = ("import sys, function_app, shared.composition as c, shared.services.probe, shared.adapters.probe_client; "
             "print(sorted(m for m in sys.modules if m.startswith('shared.tooling')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
+                         cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "[]"

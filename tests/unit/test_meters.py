@@ -31,7 +31,7 @@ from shared.core.meters import (
     version_code_of,
 )
 
-EXAMPLES = Path(__file__).resolve().parent / "data" / "retail-examples.json"
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "retail-examples.json"
 G, DZ, R = DeploymentType.GLOBAL, DeploymentType.DATAZONE, DeploymentType.REGIONAL
 STD, BATCH = Mode.STANDARD, Mode.BATCH
 IN, CIN, OUT = TokenKind.INPUT, TokenKind.CACHED_INPUT, TokenKind.OUTPUT

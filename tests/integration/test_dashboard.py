@@ -11,10 +11,10 @@ import pytest
 
 from shared.api import dashboard_routes
 from shared.settings import Settings
-from tests.test_infra import funcignored
+from tests.integration.test_infra import funcignored
 from tests.usage_support import Api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "shared" / "api" / "static"
 URL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE)
 

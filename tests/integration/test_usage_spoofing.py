@@ -23,8 +23,8 @@ from shared.queries import load
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import body_usage, expected_hourly
-from tests.test_chunk_layouts import by_subscription, run_local
-from tests.test_rollup import write_workspace
+from tests.integration.test_chunk_layouts import by_subscription, run_local
+from tests.integration.test_rollup import write_workspace
 
 START = DEMO_END - timedelta(hours=3)
 HOUR = DEMO_END - timedelta(hours=2)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 POLICIES = INFRA / "policies"
 MAIN_BICEP = INFRA / "main.bicep"
@@ -676,7 +676,7 @@ def funcignored(rel: str) -> bool:
 @pytest.mark.parametrize(
     "rel",
     [
-        "tests/test_infra.py",
+        "tests/integration/test_infra.py",
         ".venv/lib/python3.11/site-packages/x.py",
         "node_modules/azurite/package.json",
         "local.settings.json",
@@ -715,7 +715,8 @@ def test_funcignore_keeps_every_app_file():
     app_files = [ROOT / "function_app.py", ROOT / "host.json", ROOT / "requirements.txt"]
     for folder in ("shared", "queries"):
         app_files += [p for p in (ROOT / folder).rglob("*") if p.is_file()]
-    # Left out on purpose: developer tooling and the command line (tests/test_deploy_package.py runs the package).
+    # Left out on purpose: developer tooling and the command line
+    # (tests/integration/test_deploy_package.py runs the package).
     on_purpose = ("shared/tooling/",)
     shipped = [p for p in app_files if "__pycache__" not in p.parts and p.suffix != ".pyc"
                and not p.relative_to(ROOT).as_posix().startswith(on_purpose)]

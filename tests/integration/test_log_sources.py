@@ -19,7 +19,7 @@ from shared.settings import Settings
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import body_usage, expected_hourly
-from tests.test_rollup import stored, write_workspace
+from tests.integration.test_rollup import stored, write_workspace
 
 START = DEMO_END - timedelta(days=1)
 EDGE_HOUR = DEMO_END - timedelta(hours=3)

@@ -23,7 +23,7 @@ from tests.conftest import TEST_API_KEY, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENV_CACHE = ROOT / ".local" / "deploy-venvs"
 PIP_INSTALL_TIMEOUT_SECONDS = 540
 NOT_DEPLOYED = ("tests", "bench", "scripts", "tools", "infra", "node_modules", ".venv", ".local", ".git")

@@ -54,7 +54,7 @@ from tests.cost_line_support import (
     token_line,
 )
 
-TSV = Path(__file__).parent / "data" / "focus-1.2-columns.tsv"
+TSV = Path(__file__).resolve().parents[1] / "data" / "focus-1.2-columns.tsv"
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 REQUIRED_CUSTOM = ("x_ApimSubscription", "x_ApimProduct", "x_CostCenter", "x_Model", "x_ModelVersion",
                    "x_DeploymentType", "x_TokenKind", "x_AllocationMethod", "x_PriceAsOf", "x_CostBasis", "x_Unpriced")

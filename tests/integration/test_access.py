@@ -20,7 +20,7 @@ from shared.core.quotas import Period, make_quota
 from shared.settings import Settings
 from shared.tooling.cli import main
 from tests.billing_support import ADMIN_KEY, with_prices
-from tests.test_usage_report import assert_single_partition, recorded_api
+from tests.integration.test_usage_report import assert_single_partition, recorded_api
 from tests.usage_support import NOW, Api, expected_rows, principal_headers, seed_cost, seeds, store_seeds
 
 RANGE = [("from", "2026-11-01"), ("to", "2026-11-30")]

@@ -21,7 +21,7 @@ from shared.services.rollup import usage_rows
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import body_usage, valid_usage
-from tests.test_rollup import write_workspace
+from tests.integration.test_rollup import write_workspace
 
 numbers = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True),
                     st.text(max_size=5), st.none(), st.booleans())

@@ -25,7 +25,7 @@ from shared.services.rollup import usage_rows
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import expected_hourly
-from tests.test_rollup import as_map, write_workspace
+from tests.integration.test_rollup import as_map, write_workspace
 
 START = DEMO_END - timedelta(hours=3)
 HOUR = DEMO_END - timedelta(hours=2)

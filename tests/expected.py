@@ -13,7 +13,8 @@ from typing import Any, TypeGuard
 
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
           "streamed_requests", "error_requests", "unmetered_requests", "unmetered_streamed",
-          "unmetered_truncated")
+          "unmetered_truncated", "reasoning_tokens", "audio_prompt_tokens", "cached_audio_tokens",
+          "audio_completion_tokens", "cache_write_tokens")
 Key = tuple[datetime, str, str, str, str]
 
 

@@ -59,6 +59,17 @@ class Granularity(StrEnum):
 
 @dataclass(frozen=True)
 class Counters:
+    """What a usage row counts.  Token counts nest as the OpenAI usage object nests them, whatever
+    the provider's own shape (Anthropic's ``input_tokens`` excludes its cache reads and writes: they
+    are added back into ``prompt_tokens`` when the row is built):
+
+    * ``prompt_tokens`` = every input token: text and audio, cached, cache writes included;
+      ``cached_tokens`` ⊆ it (cache reads, audio included), ``cache_write_tokens`` ⊆ it,
+      ``audio_prompt_tokens`` ⊆ it (cached audio included), ``cached_audio_tokens`` ⊆ both.
+    * ``completion_tokens`` = every output token; ``audio_completion_tokens`` and
+      ``reasoning_tokens`` ⊆ it (reasoning is billed as output: shown, not charged twice).
+    """
+
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -69,6 +80,11 @@ class Counters:
     unmetered_requests: int = 0  # successful calls no log source had token counts for
     unmetered_streamed: int = 0  # ...of which streamed without stream_options.include_usage
     unmetered_truncated: int = 0  # ...of which the logged body was cut before its usage object
+    reasoning_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    cached_audio_tokens: int = 0
+    audio_completion_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from shared.api import (
     access_routes,
     dashboard_routes,
+    docs_routes,
     pricing_routes,
     probe_routes,
     quota_routes,
@@ -36,7 +37,7 @@ from shared.errors import (
 __all__ = ["AppContext", "create_app"]  # AppContext is built by the Functions entry point, tools and tests
 
 log = logging.getLogger(__name__)
-ROUTERS = (usage_routes, probe_routes, pricing_routes, quota_routes, access_routes, dashboard_routes)
+ROUTERS = (usage_routes, probe_routes, pricing_routes, quota_routes, access_routes, dashboard_routes, docs_routes)
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> JSONResponse:
@@ -49,7 +50,7 @@ def _error(status: int, message: str, parameter: str | None = None) -> JSONRespo
 def create_app(context: AppContext) -> FastAPI:
     app = FastAPI(title="APIM Chargeback", version="0.1.0",
                   description="Per-subscription Azure OpenAI token usage behind API Management.",
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)  # docs: docs_routes, offline
 
     app.state.chargeback_context = context  # what the dependencies of shared.api.deps read
 

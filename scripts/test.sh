@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/install-chromium.sh  # the dashboard browser test's only need; the local run has none
 .venv/bin/ruff check .
 .venv/bin/mypy
 set +e

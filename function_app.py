@@ -2,9 +2,27 @@
 
 import azure.functions as func
 
+from shared.errors import SettingError
+from shared.settings import Settings
 from shared.triggers import probe_timer, rollup_timer
 from shared.triggers.http_api import asgi_app
 
-app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)
+
+def _entra_sign_in() -> bool:
+    """``API_AUTH=entra``: App Service Authentication signs callers in, so the host must not also ask
+    the browser for a function key (the app requires the principal instead: shared.api.sign_in)."""
+    try:
+        return Settings.from_environment().api_auth == "entra"
+    except SettingError:
+        return False  # a malformed setting keeps the function key: closed, and the app reports the setting
+
+
+if _entra_sign_in():
+    from shared.api.sign_in import EntraSignIn
+
+    app = func.AsgiFunctionApp(app=EntraSignIn(asgi_app, Settings.from_environment),
+                               http_auth_level=func.AuthLevel.ANONYMOUS)
+else:
+    app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(rollup_timer.bp)
 app.register_functions(probe_timer.bp)

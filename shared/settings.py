@@ -311,8 +311,9 @@ class Settings:
                                _hours(24 * 31))
     # -- report API ---------------------------------------------------------------------------------------
     api_auth = Setting("API_AUTH", "apikey",
-                       "`functionkey` (Azure Functions keys guard the API) or `apikey` (`x-api-key` header).",
-                       _choice("apikey", "functionkey"))
+                       "`functionkey` (Azure Functions keys guard the API), `apikey` (`x-api-key` header) or "
+                       "`entra` (App Service Authentication signs callers in; needs TRUST_APP_SERVICE_AUTH=true).",
+                       _choice("apikey", "functionkey", "entra"))
     api_key = Setting("API_KEY", None, "Key the report API expects in `x-api-key` when API_AUTH=apikey.",
                       _long_key, secret=True)
     # -- synthetic probe ----------------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 * ``API_AUTH=apikey``: ``x-api-key`` must equal ``API_KEY`` (401 otherwise).
 * ``API_AUTH=functionkey``: the Functions host has already checked the function key.
+* ``API_AUTH=entra``: App Service Authentication (Entra ID) signs every caller in and the host asks
+  for no key; the app requires its principal (401 without one) on every route but health and the
+  dashboard's page and assets, and scopes it by its grant (403 without one).  Needs
+  ``TRUST_APP_SERVICE_AUTH=true``: without it the principal headers could be anyone's.
 * Either way, when ``TRUST_APP_SERVICE_AUTH=true`` (App Service Authentication in front of the app,
   which strips client-sent copies of its headers) a request carrying ``X-MS-CLIENT-PRINCIPAL*``
   headers is scoped by that principal's grant in ``<prefix>access``; without the setting the
@@ -20,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.core.access import Grant, Scope, principal_from_headers
-from shared.errors import ForbiddenError, NotAuthorizedError
+from shared.core.access import Grant, Principal, Scope, principal_from_headers
+from shared.errors import ForbiddenError, NotAuthorizedError, SettingError
 from shared.settings import Settings
 
 
@@ -46,9 +50,23 @@ def _matches(supplied: str, key: str) -> bool:
     return hmac.compare_digest(supplied.encode(), key.encode())
 
 
+def signed_in_principal(settings: Settings, headers: Mapping[str, str]) -> Principal:
+    """``API_AUTH=entra``: the principal App Service Authentication signed in (401 when there is none)."""
+    if not settings.trust_app_service_auth:
+        raise SettingError("TRUST_APP_SERVICE_AUTH", "must be true when API_AUTH=entra (App Service "
+                                                     "Authentication in front of the app signs callers in)")
+    principal = principal_from_headers(headers)
+    if principal is None:
+        raise NotAuthorizedError("sign in with Entra ID: no App Service Authentication principal on the request")
+    return principal
+
+
 def check_key(settings: Settings, headers: Mapping[str, str]) -> None:
     if settings.api_auth == "functionkey":
         return  # the Functions host has already checked the function key
+    if settings.api_auth == "entra":
+        signed_in_principal(settings, headers)  # App Service Authentication, not a key, admits the caller
+        return
     supplied = headers.get("x-api-key", "")
     if not supplied or not _matches(supplied, settings.api_key):
         raise NotAuthorizedError("missing or invalid x-api-key header")
@@ -80,7 +98,8 @@ class AdminRule:
 
 
 # Quotas: the admin key only.  Access grants: the admin key, or an admin principal (a trusted
-# principal reaching the app with the API key, or the function key the host checked).
+# principal reaching the app with the API key, the function key the host checked, or signed in by
+# App Service Authentication in entra mode).
 QUOTA_ADMIN = AdminRule(False, "quota changes are disabled: ADMIN_API_KEY is not configured",
                         "quota changes need the admin key in the x-api-key header")
 ACCESS_ADMIN = AdminRule(True, "access changes need an admin: ADMIN_API_KEY is not configured and the caller "
@@ -90,12 +109,14 @@ ACCESS_ADMIN = AdminRule(True, "access changes need an admin: ADMIN_API_KEY is n
 
 def require_admin(settings: Settings, headers: Mapping[str, str], rule: AdminRule, grants: Grants) -> None:
     """The one admin check of every write that needs an admin (401 / 403 per ``rule``)."""
+    if settings.api_auth == "entra":
+        signed_in_principal(settings, headers)  # signed in first, whatever key comes with it
     supplied = headers.get("x-api-key", "")
     admin_key = settings.admin_api_key
     if supplied and admin_key and _matches(supplied, admin_key):
         return
-    if rule.principals and (settings.api_auth == "functionkey" or (supplied and _matches(supplied,
-                                                                                          settings.api_key))):
+    host_admitted = settings.api_auth in ("functionkey", "entra")  # the host or App Service checked the caller
+    if rule.principals and (host_admitted or (supplied and _matches(supplied, settings.api_key))):
         scope = principal_scope(settings, headers, grants)
         if scope is not None:
             if scope.admin:

@@ -1,20 +1,33 @@
-"""CSV for spreadsheets: every field quoted, text cells that a spreadsheet would run as a formula defused.
+"""CSV for spreadsheets, in any locale: every field quoted, text a spreadsheet would run as a formula defused.
 
-A text cell starting (after leading blanks) with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return gets a leading ``'``, and control characters (and line / paragraph separators) are removed.
-Numeric columns are written as plain numbers and never neutralised: ``-1.50`` stays a number.
+The one home of CSV cells: the usage report, the chargeback (API and command line), FOCUS and the
+reconciliation all write through :func:`csv_lines` / :func:`quoted_csv`.
+
+* Every field (the header too) is quoted, lines end with ``\\r\\n`` (RFC 4180).
+* A **text** cell — or any part of it after a ``;`` or ``,``, since a spreadsheet whose list
+  separator is the other one splits the line there, quotes or not — that starts (after blanks) with
+  ``=``, ``+``, ``-``, ``@`` (or their full-width forms), a tab or a carriage return gets a leading
+  ``'``, so it is shown as text instead of run.
+* Control characters (and line / paragraph separators) are removed from text cells.
+* **Numeric** columns (each output names them) are written as plain numbers and never neutralised:
+  ``-1.50`` is a credit, not a formula, and stays a number the spreadsheet can sum.  Only values
+  the code computed (ints, Decimals, money text) are put in numeric columns.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _REMOVED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+# A cell or a ;/,-separated part starting (after blanks) like a formula; the ' goes before the blanks.
+_FORMULA_PART = re.compile(r"(^|[;,])(?=[^\S\t\r]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20])")
+_CONTROLS_BUT_TAB_CR = re.compile(r"[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+CHUNK = 64 * 1024  # characters per piece of a streamed CSV
 
 
 def has_control(text: str) -> bool:
@@ -22,8 +35,14 @@ def has_control(text: str) -> bool:
 
 
 def safe_cell(text: str) -> str:
-    """A text cell a spreadsheet shows as text: formula starts neutralised with ``'``, control characters removed."""
-    neutralised = "'" + text if text.lstrip(" ").startswith(_FORMULA_STARTS) else text
+    """A text cell a spreadsheet shows as text: formula starts of the cell and of each ``;``/``,``
+    part neutralised with ``'``, control characters removed.
+
+    Control characters other than tab and CR go first (``"\\x01=x"`` must not become a formula once
+    cleaned); tab and CR count as formula starts, then go too.
+    """
+    cleaned = _CONTROLS_BUT_TAB_CR.sub("", text)
+    neutralised = _FORMULA_PART.sub(r"\1'", cleaned)
     return "".join(ch for ch in neutralised if unicodedata.category(ch) not in _REMOVED_CATEGORIES)
 
 
@@ -32,19 +51,30 @@ def cell(value: object, numeric: bool) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal):
+    if numeric and isinstance(value, Decimal):
         return format(value, "f")
-    if numeric:
+    if numeric and isinstance(value, int | float | str):
         return str(value)
-    return safe_cell(str(value))
+    return safe_cell(format(value, "f") if isinstance(value, Decimal) else str(value))
 
 
-def quoted_csv(header: Sequence[str], records: Iterable[Mapping[str, object]],
-               numeric: Collection[str] = ()) -> str:
-    """A header line and one line per record, every field quoted, ``\\r\\n`` line ends (RFC 4180)."""
+def csv_lines(header: Sequence[str], records: Iterable[Mapping[str, object]],
+              numeric: Collection[str] = ()) -> Iterator[str]:
+    """The CSV text in pieces of about :data:`CHUNK` characters (the header first), written as the
+    records come: memory holds one piece, whatever the number of records."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerow(header)
     for record in records:
         writer.writerow([cell(record.get(name), name in numeric) for name in header])
-    return buffer.getvalue()
+        if buffer.tell() >= CHUNK:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def quoted_csv(header: Sequence[str], records: Iterable[Mapping[str, object]],
+               numeric: Collection[str] = ()) -> str:
+    """A header line and one line per record, every field quoted, ``\\r\\n`` line ends (RFC 4180)."""
+    return "".join(csv_lines(header, records, numeric))

@@ -55,6 +55,7 @@ class PriceTable:
     prices: tuple[Price, ...]
     prefix_rules: tuple[PrefixRule, ...] = ()
     source: str = ""
+    as_of: date | None = None  # the price file's ``asOf``: shown wherever its prices are
     _by_model: dict[str, tuple[Price, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,19 +98,50 @@ class PriceTable:
         return tuple(p.effective_from for p in self._by_model.get(resolved or "", ()))
 
 
+def _merged(left: Mapping[str, Decimal], right: Mapping[str, Decimal]) -> Mapping[str, Decimal]:
+    if not right:
+        return left
+    if not left:
+        return right
+    merged = dict(left)
+    for key, amount in right.items():
+        merged[key] = merged.get(key, ZERO) + amount
+    return merged
+
+
+def _earliest(left: date | None, right: date | None) -> date | None:
+    if left is None or right is None:
+        return left or right
+    return min(left, right)
+
+
 @dataclass(frozen=True)
 class Cost:
-    """Cost of some usage: ``amount`` exact; ``unpriced_tokens`` had no price (not in ``amount``)."""
+    """Cost of some usage: ``amount`` exact (what is charged); ``unpriced_tokens`` had no price (not in
+    ``amount``).  The split says where ``amount`` comes from: by meter kind (``input``, ``cached_input``,
+    ``output``, ``audio_input``, ..., ``ptu_hour``), by deployment type (``global``, ``datazone``,
+    ``regional``, or ``uncatalogued`` for a deployment priced by model name) and by cost basis
+    (``payg``, ``batch``, ``ptu-allocated``, ``override``); each split sums to ``amount``."""
 
     amount: Decimal = ZERO
     unpriced_tokens: int = 0
     unpriced_models: frozenset[str] = frozenset()
+    by_kind: Mapping[str, Decimal] = field(default_factory=dict)
+    by_deployment_type: Mapping[str, Decimal] = field(default_factory=dict)
+    by_basis: Mapping[str, Decimal] = field(default_factory=dict)
+    list_amount: Decimal = ZERO  # the same usage at list (retail) prices: differs from amount under an override
+    uncatalogued: frozenset[str] = frozenset()  # deployments priced by model name: not in the catalog
+    unpriced_meters: frozenset[str] = frozenset()  # "deployment: token kind (why)" for each unpriced kind
+    price_as_of: date | None = None  # the oldest as-of date of the price lists used
 
     def __add__(self, other: Cost) -> Cost:
         with decimal.localcontext(_EXACT):
-            amount = self.amount + other.amount
-        return Cost(amount, self.unpriced_tokens + other.unpriced_tokens,
-                    self.unpriced_models | other.unpriced_models)
+            return Cost(self.amount + other.amount, self.unpriced_tokens + other.unpriced_tokens,
+                        self.unpriced_models | other.unpriced_models, _merged(self.by_kind, other.by_kind),
+                        _merged(self.by_deployment_type, other.by_deployment_type),
+                        _merged(self.by_basis, other.by_basis), self.list_amount + other.list_amount,
+                        self.uncatalogued | other.uncatalogued, self.unpriced_meters | other.unpriced_meters,
+                        _earliest(self.price_as_of, other.price_as_of))
 
 
 def sum_costs(costs: Iterable[Cost]) -> Cost:
@@ -140,7 +172,8 @@ def row_cost(row: UsageRow, table: PriceTable) -> Cost:
     if price is None:
         tokens = row.counters.total_tokens or row.counters.prompt_tokens + row.counters.completion_tokens
         return Cost(ZERO, tokens, frozenset({row.key.model}) if tokens else frozenset())
-    return Cost(cost_of(row.counters, price))
+    amount = cost_of(row.counters, price)
+    return Cost(amount, list_amount=amount)
 
 
 def month_priced_whole(row: UsageRow, table: PriceTable) -> bool:
@@ -227,11 +260,16 @@ def parse_price_file(text: str, source: str) -> PriceTable:
         if not isinstance(prefix, str) or not prefix or not isinstance(model, str) or not model:
             raise PriceFileError(f"{source}: prefixRules[{i}] needs a non-empty prefix and model")
         rules.append(PrefixRule(prefix.strip(), model.strip()))
+    as_of = document.get("asOf")
+    try:
+        as_of_date = date.fromisoformat(as_of) if isinstance(as_of, str) and as_of.strip() else None
+    except ValueError:
+        raise PriceFileError(f"{source}: asOf must be an ISO date (YYYY-MM-DD), got {as_of!r}") from None
     known = {p.model.lower() for p in prices}
     for rule in rules:
         if rule.model.lower() not in known:
             raise PriceFileError(f"{source}: prefix rule {rule.prefix!r} points to {rule.model!r}, which has no price")
-    return PriceTable(currency.strip().upper(), tuple(prices), tuple(rules), source)
+    return PriceTable(currency.strip().upper(), tuple(prices), tuple(rules), source, as_of_date)
 
 
 def with_overrides(table: PriceTable, overrides: Iterable[Price], source: str) -> PriceTable:
@@ -241,4 +279,4 @@ def with_overrides(table: PriceTable, overrides: Iterable[Price], source: str) -
         return table
     replaced = {(p.model.lower(), p.effective_from) for p in extra}
     kept = [p for p in table.prices if (p.model.lower(), p.effective_from) not in replaced]
-    return PriceTable(table.currency, (*kept, *extra), table.prefix_rules, f"{table.source} + {source}")
+    return PriceTable(table.currency, (*kept, *extra), table.prefix_rules, f"{table.source} + {source}", table.as_of)

@@ -1,0 +1,324 @@
+"""Cost as Azure bills it: usage rows priced per meter of the deployment in force, as cost lines.
+
+**Which meter.**  A usage row names a deployment.  The deployment's version in force at the row's
+period (:class:`~shared.core.deployments.DeploymentCatalog`) gives the model and version, the SKU
+(deployment type and billing mode) and the region; with a token kind that is a
+:class:`~shared.core.meters.PriceKey`, priced by the retail meter in force at that moment (the
+synced feed's book laid over the shipped default).  A deployment the catalog does not know is priced
+as before, by model name from the price file, and every such line says ``catalogued=False``: it is
+reported as *uncatalogued*, never silently treated as catalogued.
+
+**Token kinds.**  The counters nest as OpenAI's usage object does (see
+:class:`~shared.core.usage.Counters`), so each meter's quantity is a difference:
+text input = prompt - cached - cache writes - uncached audio input; cached text = cached - cached
+audio; audio input = audio prompt - cached audio; cached audio; cache writes; text output =
+completion - audio output; audio output.  Reasoning tokens are inside the output tokens and billed
+as output.  A kind with tokens but no price is an *unpriced* line (``list_unit_price=None`` and a
+reason), never a zero price.
+
+**A period priced as one block** only when nothing changes inside it: no new deployment version,
+no meter price of its model, no negotiated rate, no price-file entry starts (or ends) strictly
+inside the period.  Pricing is linear in tokens, so such a period costs exactly its tokens at the
+prices in force at its start; any other period is priced from its finer rows (month -> days ->
+hours).  An hour is always priced as it starts.
+
+**Provisioned (PTU) deployments** are not charged per token: their hours are priced by
+:func:`ptu_cost_lines` (``core.ptu.allocate_month``) and shared by capacity-weighted tokens.
+
+**Negotiated rates** (:mod:`shared.core.rate_overrides`) replace the retail price of the kinds
+they price; such a line is ``cost_basis=override`` and keeps its list price beside the contracted one.
+"""
+
+from __future__ import annotations
+
+import decimal
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from shared.core.cost_lines import PRICING_UNIT_TOKENS, AllocationMethod, CostBasis, CostLine
+from shared.core.deployments import BillingMode, Deployment, DeploymentCatalog
+from shared.core.meters import DeploymentType, MeterPrice, Mode, PriceBook, PriceKey, TokenKind, version_code_of
+from shared.core.months import next_month
+from shared.core.pricing import ZERO, Cost, Price, PriceTable
+from shared.core.ptu import Reservation
+from shared.core.rate_overrides import RateOverrideBook
+from shared.core.usage import Counters, Granularity, UsageRow
+
+_EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+UNCATALOGUED = "uncatalogued"
+HOUR = timedelta(hours=1)
+
+# Meter kinds in output order; the price file (model-name fallback) prices only the first three.
+TOKEN_KINDS: tuple[TokenKind, ...] = (TokenKind.INPUT, TokenKind.CACHED_INPUT, TokenKind.OUTPUT,
+                                      TokenKind.AUDIO_INPUT, TokenKind.CACHED_AUDIO_INPUT, TokenKind.AUDIO_OUTPUT,
+                                      TokenKind.CACHE_WRITE)
+_FALLBACK_FIELDS = {TokenKind.INPUT: "input", TokenKind.CACHED_INPUT: "cached_input", TokenKind.OUTPUT: "output"}
+
+
+def meter_quantities(counters: Counters) -> dict[TokenKind, int]:
+    """Tokens per meter kind (only kinds with tokens).  Subsets are capped at what contains them, so
+    malformed counters never make a negative quantity or charge a token twice."""
+    prompt = max(counters.prompt_tokens, 0)
+    cached = min(max(counters.cached_tokens, 0), prompt)
+    cached_audio = min(max(counters.cached_audio_tokens, 0), cached)
+    audio_prompt = min(max(counters.audio_prompt_tokens, 0), prompt)
+    audio_input = max(audio_prompt - cached_audio, 0)
+    cache_write = min(max(counters.cache_write_tokens, 0), prompt - cached)
+    text_input = max(prompt - cached - cache_write - audio_input, 0)
+    completion = max(counters.completion_tokens, 0)
+    audio_output = min(max(counters.audio_completion_tokens, 0), completion)
+    quantities = {
+        TokenKind.INPUT: text_input, TokenKind.CACHED_INPUT: cached - cached_audio,
+        TokenKind.OUTPUT: completion - audio_output, TokenKind.AUDIO_INPUT: audio_input,
+        TokenKind.CACHED_AUDIO_INPUT: cached_audio, TokenKind.AUDIO_OUTPUT: audio_output,
+        TokenKind.CACHE_WRITE: cache_write,
+    }
+    return {kind: tokens for kind, tokens in quantities.items() if tokens > 0}
+
+
+def period_end(granularity: Granularity, start: datetime) -> datetime:
+    if granularity is Granularity.HOUR:
+        return start + HOUR
+    if granularity is Granularity.DAY:
+        return start + timedelta(days=1)
+    return next_month(start)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PtuPolicy:
+    """How provisioned hours are charged: idle capacity ``unallocated`` (its own line per deployment)
+    or ``spread`` over the month's users; reservations per deployment name (lower case)."""
+
+    idle: Literal["unallocated", "spread"] = "unallocated"
+    reservations: Mapping[str, tuple[Reservation, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pricing(PriceTable):
+    """Everything a cost is computed from.  It *is* the model-name price table (the fallback for
+    uncatalogued deployments, and what callers typed for a :class:`PriceTable` keep reading), plus
+    the retail meter book, the deployment catalog, negotiated rates and the PTU policy.  A plain
+    price table is a :class:`Pricing` with an empty catalog: every deployment uncatalogued."""
+
+    meters: PriceBook | None = None
+    meters_as_of: date | None = None  # the meter book's as-of (last feed sync, else the shipped file)
+    catalog: DeploymentCatalog = field(default_factory=DeploymentCatalog, compare=False)
+    overrides: RateOverrideBook = field(default_factory=RateOverrideBook, compare=False)
+    ptu: PtuPolicy = field(default_factory=PtuPolicy)
+    _moments: dict[tuple[str, str], tuple[datetime, ...]] = field(default_factory=dict, init=False, repr=False,
+                                                                  compare=False)
+    _meter_moments: dict[str, list[datetime]] = field(default_factory=dict, init=False, repr=False,
+                                                      compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for row in self.meters.rows if self.meters else ():
+            moments = self._meter_moments.setdefault(row.key.model, [])
+            moments.append(row.effective_start)
+            if row.effective_end is not None:
+                moments.append(row.effective_end)
+
+    @classmethod
+    def of(cls, table: PriceTable, **parts: object) -> Pricing:
+        if isinstance(table, Pricing) and not parts:
+            return table
+        return cls(table.currency, table.prices, table.prefix_rules, table.source, table.as_of,
+                   **parts)  # type: ignore[arg-type]
+
+    def change_moments(self, deployment: str, model: str) -> tuple[datetime, ...]:
+        """Every moment something that prices rows of this deployment and logged model may change."""
+        slot = (deployment.strip().lower(), model.strip().lower())
+        found = self._moments.get(slot)
+        if found is None:
+            versions = self.catalog.history(deployment)
+            moments = {v.effective_from for v in versions}
+            for version in versions:
+                moments.update(self._meter_moments.get(version.model, ()))
+            moments.update(self.overrides.change_moments())
+            moments.update(_midnight(day) for day in self.change_dates(model))
+            found = tuple(sorted(moments))
+            self._moments[slot] = found
+        return found
+
+    def uniform(self, row: UsageRow) -> bool:
+        """Whether ``row`` may be priced as one block (nothing changes strictly inside its period)."""
+        if row.granularity is Granularity.HOUR:
+            return True
+        start = row.period_start
+        moments = self.change_moments(row.key.deployment, row.key.model)
+        at = bisect_right(moments, start)
+        return at == len(moments) or moments[at] >= period_end(row.granularity, start)
+
+    def provisioned_between(self, deployment: str, start: datetime, end: datetime) -> bool:
+        return any(v.provisioned for _, _, v in self.catalog.changes_in(deployment, start, end))
+
+    def price_as_of(self, catalogued: bool) -> date | None:
+        return self.meters_as_of if catalogued else self.as_of
+
+
+# -- token lines -----------------------------------------------------------------------------------
+def _tokens_quantity(tokens: int) -> Decimal:
+    return Decimal(tokens).scaleb(-6)
+
+
+def _times(price: Decimal | None, quantity: Decimal) -> Decimal | None:
+    if price is None:
+        return None
+    with decimal.localcontext(_EXACT):
+        return price * quantity
+
+
+@dataclass(frozen=True)
+class _Meter:
+    """The price of one kind for one row: list and contracted price (per 1M), basis, or why unpriced."""
+
+    list_price: Decimal | None
+    contracted_price: Decimal | None
+    basis: CostBasis
+    meter_id: str | None
+    reason: str | None
+
+
+def token_lines(row: UsageRow, pricing: Pricing) -> list[CostLine]:
+    """The cost lines of a (uniform) row, priced as its period starts; none for a provisioned
+    deployment (its hours are priced by :func:`ptu_cost_lines`)."""
+    quantities = meter_quantities(row.counters)
+    if not quantities:
+        return []
+    start = row.period_start
+    end = period_end(row.granularity, start)
+    version = pricing.catalog.in_force(row.key.deployment, start)
+    if version is not None and version.kind is not None:
+        if version.provisioned:
+            return []
+        return _catalogued_lines(row, version, quantities, start, end, pricing)
+    return _fallback_lines(row, quantities, start, end, pricing, version)
+
+
+def _line(row: UsageRow, kind: TokenKind, tokens: int, start: datetime, end: datetime, meter: _Meter,
+          pricing: Pricing, *, model: str, model_version: str | None, deployment_type: str | None,
+          mode: str | None, region: str | None, catalogued: bool, resource_id: str | None) -> CostLine:
+    quantity = _tokens_quantity(tokens)
+    return CostLine(
+        subscription_id=row.key.subscription_id, product_id=row.key.product_id, deployment=row.key.deployment,
+        model=model, model_version=model_version, deployment_type=deployment_type, mode=mode, region=region,
+        token_kind=kind.value, charge_start=start, charge_end=end, consumed_quantity=Decimal(tokens),
+        consumed_unit="Tokens", pricing_quantity=quantity, pricing_unit=PRICING_UNIT_TOKENS,
+        list_unit_price=meter.list_price, list_cost=_times(meter.list_price, quantity),
+        contracted_unit_price=meter.contracted_price, contracted_cost=_times(meter.contracted_price, quantity),
+        cost_basis=meter.basis, allocation_method=AllocationMethod.METERED,
+        price_as_of=pricing.price_as_of(catalogued), currency=pricing.currency, catalogued=catalogued,
+        meter_id=meter.meter_id, resource_id=resource_id,
+        unpriced_reason=meter.reason if meter.contracted_price is None else None)
+
+
+def _fallback_lines(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetime, end: datetime,
+                    pricing: Pricing, version: Deployment | None) -> list[CostLine]:
+    price: Price | None = pricing.price_for(row.key.model, start.date())
+    not_costed = f"SKU {version.sku!r} is not a known SKU" if version is not None else "deployment not in the catalog"
+    lines = []
+    for kind, tokens in quantities.items():
+        if price is None:
+            meter = _Meter(None, None, CostBasis.PAYG, None, f"{not_costed}; no price for model {row.key.model!r}")
+        elif kind in _FALLBACK_FIELDS:
+            amount: Decimal = getattr(price, _FALLBACK_FIELDS[kind])
+            meter = _Meter(amount, amount, CostBasis.PAYG, None, None)
+        else:
+            meter = _Meter(None, None, CostBasis.PAYG, None,
+                           f"{not_costed}; the price file has no {kind.value} price")
+        lines.append(_line(row, kind, tokens, start, end, meter, pricing, model=row.key.model, model_version=None,
+                           deployment_type=None, mode=None, region=None, catalogued=False, resource_id=None))
+    return lines
+
+
+def meter_key(version: Deployment, kind: TokenKind) -> PriceKey | None:
+    sku = version.kind
+    if sku is None:
+        return None
+    try:
+        code = version_code_of(version.model_version)
+    except ValueError:
+        code = version.model_version.strip()
+    mode = Mode.BATCH if sku.mode is BillingMode.BATCH else Mode.STANDARD
+    return PriceKey(version.model.strip().lower(), code, DeploymentType(sku.deployment_type.value), mode,
+                    version.region.strip().lower(), kind)
+
+
+def _retail(pricing: Pricing, key: PriceKey, moment: datetime) -> MeterPrice | None:
+    if pricing.meters is None:
+        return None
+    found = pricing.meters.lookup(key, moment)
+    if found is None and key.version:
+        # Some meters name no version (``GPT 5 Inpt Glbl``): the model's versionless meter prices it.
+        found = pricing.meters.lookup(PriceKey(key.model, "", key.deployment_type, key.mode, key.region,
+                                               key.token_kind), moment)
+    return found
+
+
+def _catalogued_lines(row: UsageRow, version: Deployment, quantities: Mapping[TokenKind, int], start: datetime,
+                      end: datetime, pricing: Pricing) -> list[CostLine]:
+    lines = []
+    sku = version.kind
+    assert sku is not None
+    basis = CostBasis.BATCH if sku.mode is BillingMode.BATCH else CostBasis.PAYG
+    override = pricing.overrides.find(version.model, sku.deployment_type.value, start.date())
+    resource_id = f"{version.account}/deployments/{version.name}" if version.account.startswith("/") else None
+    for kind, tokens in quantities.items():
+        key = meter_key(version, kind)
+        assert key is not None
+        retail = _retail(pricing, key, start)
+        list_price = retail.price if retail is not None else None
+        contracted = override.contracted(kind.value, list_price) if override is not None else None
+        if contracted is not None:
+            meter = _Meter(list_price, contracted, CostBasis.OVERRIDE, retail.meter_id if retail else None, None)
+        else:
+            meter = _Meter(list_price, list_price, basis, retail.meter_id if retail else None,
+                           None if retail else f"no retail meter {key.text()} in force")
+        lines.append(_line(row, kind, tokens, start, end, meter, pricing, model=version.model,
+                           model_version=version.model_version or None, deployment_type=sku.deployment_type.value,
+                           mode=key.mode.value, region=version.region, catalogued=True, resource_id=resource_id))
+    return lines
+
+
+# -- cost of lines ---------------------------------------------------------------------------------
+def cost_of_lines(lines: Iterable[CostLine], logged_model: str | None = None) -> Cost:
+    """The lines summed, with the split.  ``logged_model``: the model name the usage row logged
+    (reported in ``unpriced_models``, as the dashboard and quotas know models by that name)."""
+    amount = list_amount = ZERO
+    by_kind: dict[str, Decimal] = {}
+    by_type: dict[str, Decimal] = {}
+    by_basis: dict[str, Decimal] = {}
+    unpriced_tokens = 0
+    unpriced_models: set[str] = set()
+    unpriced_meters: set[str] = set()
+    uncatalogued: set[str] = set()
+    as_of: date | None = None
+    with decimal.localcontext(_EXACT):
+        for line in lines:
+            if not line.catalogued:
+                uncatalogued.add(line.deployment)
+            if line.price_as_of is not None:
+                as_of = line.price_as_of if as_of is None else min(as_of, line.price_as_of)
+            billed = line.billed_cost
+            if billed is None:
+                if line.consumed_unit == "Tokens":
+                    unpriced_tokens += int(line.consumed_quantity)
+                unpriced_models.add(logged_model or line.model)
+                unpriced_meters.add(f"{line.deployment}: {line.token_kind} ({line.unpriced_reason})")
+                continue
+            amount += billed
+            list_amount += line.list_cost if line.list_cost is not None else billed
+            by_kind[line.token_kind] = by_kind.get(line.token_kind, ZERO) + billed
+            deployment_type = line.deployment_type or UNCATALOGUED
+            by_type[deployment_type] = by_type.get(deployment_type, ZERO) + billed
+            by_basis[line.cost_basis.value] = by_basis.get(line.cost_basis.value, ZERO) + billed
+    return Cost(amount, unpriced_tokens, frozenset(unpriced_models), by_kind, by_type, by_basis, list_amount,
+                frozenset(uncatalogued), frozenset(unpriced_meters), as_of)

@@ -1,0 +1,267 @@
+"""Provisioned (PTU) deployments as cost lines: each hour's bill shared by the teams that used it.
+
+The hour costs and their exact split come from :func:`shared.core.ptu.allocate_month`: PTUs in
+force x the retail rate per PTU-hour of the deployment type in its region (from the meter book, in
+force at that hour), reservations from the PTU policy spread exactly over their term, each hour
+shared by capacity-weighted tokens, the rest on an ``unallocated-capacity`` line (or, with
+``idle="spread"``, the month's idle cost spread over its users).
+
+A subscription that used the deployment under several usage keys in one hour (two products) has
+its share split again by the same weights, exactly, so every line belongs to one usage key.
+
+**Quantities.**  Without a reservation, shares are cut in quanta of ``rate x 0.000001`` so each
+line's PTU-hours (``cost / rate``) are exact and ``list unit price x quantity = cost`` holds.  An
+hour a reservation covers has no single unit price (reserved PTUs at the reservation's hourly share,
+the rest at the list rate): its lines carry the cost, the PTU-hours share rounded to 0.000001 and
+no unit price (FOCUS then checks nothing it cannot state exactly).
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from shared.core.cost_lines import (
+    PRICING_UNIT_PTU_HOUR,
+    UNALLOCATED_CAPACITY,
+    AllocationMethod,
+    CostBasis,
+    CostLine,
+)
+from shared.core.costing_rules import Pricing
+from shared.core.deployments import Deployment, DeploymentType, name_key
+from shared.core.meters import DeploymentType as MeterDeploymentType
+from shared.core.meters import MeterPrice, Mode, PriceKey, TokenKind
+from shared.core.months import next_month
+from shared.core.ptu import (
+    QUANTUM,
+    AllocationLine,
+    LineKind,
+    PtuRates,
+    Reservation,
+    WeightBasis,
+    allocate,
+    allocate_month,
+    capacity_weight,
+)
+from shared.core.usage import Granularity, UsageKey, UsageRow
+
+HOUR = timedelta(hours=1)
+_EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+_METHODS = {LineKind.IDLE: AllocationMethod.UNALLOCATED, LineKind.IDLE_SPREAD: AllocationMethod.IDLE_SPREAD}
+
+KeyedLine = tuple[UsageKey | None, CostLine]  # the usage key a line belongs to (None: unallocated capacity)
+
+
+@dataclass(frozen=True)
+class _HourRates:
+    rates: dict[DeploymentType, MeterPrice]
+
+    def key(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((t.value, str(m.price)) for t, m in self.rates.items()))
+
+
+def _ptu_meter(pricing: Pricing, deployment_type: DeploymentType, region: str, moment: datetime) -> MeterPrice | None:
+    if pricing.meters is None:
+        return None
+    key = PriceKey("", "", MeterDeploymentType(deployment_type.value), Mode.PROVISIONED, region.strip().lower(),
+                   TokenKind.PTU_HOUR)
+    return pricing.meters.lookup(key, moment)
+
+
+def _provisioned_in(pricing: Pricing, name: str, hour: datetime) -> list[tuple[Fraction, Deployment]]:
+    parts = []
+    for lower, upper, version in pricing.catalog.changes_in(name, hour, hour + HOUR):
+        if version.provisioned:
+            parts.append((Fraction((upper - lower) // timedelta(microseconds=1), HOUR // timedelta(microseconds=1)),
+                          version))
+    return parts
+
+
+def ptu_cost_lines(name: str, pricing: Pricing, hour_rows: Sequence[UsageRow], month: datetime) -> list[KeyedLine]:
+    """Every line of deployment ``name``'s provisioned hours in ``month`` (UTC month start).
+
+    ``hour_rows``: hour rows of the month (other deployments' rows are ignored).  Hours without a
+    PTU-hour rate are unpriced lines (``unallocated-capacity``, no cost, a reason), never free.
+    """
+    start = Granularity.MONTH.period_start(month)
+    end = next_month(start)
+    history = pricing.catalog.history(name)
+    hours_by_rates: dict[tuple[tuple[str, str], ...], list[datetime]] = {}
+    rates_of: dict[tuple[tuple[str, str], ...], _HourRates] = {}
+    unpriced: list[KeyedLine] = []
+    versions: dict[datetime, list[tuple[Fraction, Deployment]]] = {}
+    hour = start
+    while hour < end:
+        parts = _provisioned_in(pricing, name, hour)
+        if parts:
+            versions[hour] = parts
+            found: dict[DeploymentType, MeterPrice] = {}
+            missing = None
+            for _, version in parts:
+                kind = version.kind
+                assert kind is not None  # provisioned implies a known SKU
+                meter = _ptu_meter(pricing, kind.deployment_type, version.region, hour)
+                if meter is None:
+                    missing = f"no PTU-hour meter for {kind.deployment_type.value} in {version.region}"
+                else:
+                    found[kind.deployment_type] = meter
+            if missing is not None:
+                unpriced.append((None, _unpriced_hour(name, pricing, hour, parts, missing)))
+            else:
+                rates = _HourRates(found)
+                hours_by_rates.setdefault(rates.key(), []).append(hour)
+                rates_of[rates.key()] = rates
+        hour += HOUR
+    if not versions:
+        return []
+    reservations = tuple(pricing.ptu.reservations.get(name_key(name), ()))
+    usage = [row for row in hour_rows
+             if row.granularity is Granularity.HOUR and name_key(row.key.deployment) == name_key(name)]
+    single_run = len(hours_by_rates) == 1
+    allocated: list[tuple[AllocationLine, Decimal, Decimal]] = []  # line, quantum, list rate
+    for key, hours in hours_by_rates.items():
+        rates = rates_of[key]
+        distinct = {meter.price for meter in rates.rates.values()}
+        quantum = QUANTUM if reservations or len(distinct) != 1 else next(iter(distinct)) * QUANTUM
+        idle = pricing.ptu.idle if single_run else "unallocated"
+        # allocate_month prices every provisioned hour of the month; hours of other rate runs are dropped
+        # below, but must not fail: every type gets a stand-in rate that fits this run's quantum.
+        stand_in = next(iter(distinct))
+        hourly = {t: stand_in for t in DeploymentType} | {t: m.price for t, m in rates.rates.items()}
+        ptu_rates = PtuRates(hourly, reservations)
+        wanted = set(hours)
+        for line in allocate_month(name, history, usage, ptu_rates, start, idle=idle, quantum=quantum):
+            if line.kind is LineKind.IDLE_SPREAD or line.hour in wanted:
+                allocated.append((line, quantum, _rate_of(rates, versions.get(line.hour) or versions[max(versions)])))
+    if pricing.ptu.idle == "spread" and not single_run:
+        allocated = _spread(name, start, allocated)
+    return [*_keyed(name, pricing, allocated, usage, versions, reservations, start, end), *unpriced]
+
+
+def _rate_of(rates: _HourRates, parts: list[tuple[Fraction, Deployment]]) -> Decimal:
+    kind = parts[-1][1].kind
+    assert kind is not None
+    return rates.rates[kind.deployment_type].price
+
+
+def _spread(name: str, month: datetime,
+            allocated: list[tuple[AllocationLine, Decimal, Decimal]]) -> list[tuple[AllocationLine, Decimal, Decimal]]:
+    """The month's idle cost spread over its users by weighted tokens, across runs of different rates."""
+    idle = sum((line.cost for line, _, _ in allocated if line.kind is LineKind.IDLE), Decimal(0))
+    weights: dict[str, int] = {}
+    for line, _, _ in allocated:
+        if line.kind is LineKind.USAGE:
+            weights[line.subscription_id] = weights.get(line.subscription_id, 0) + line.weight
+    if not idle or not any(weights.values()):
+        return allocated
+    rate = allocated[-1][2]
+    kept = [entry for entry in allocated if entry[0].kind is not LineKind.IDLE]
+    spread = [(AllocationLine(name, sub, month, share, weights[sub], LineKind.IDLE_SPREAD, WeightBasis.CAPACITY),
+               QUANTUM, rate) for sub, share in allocate(idle, weights, QUANTUM).items()]
+    return kept + spread
+
+
+def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, Decimal, Decimal]],
+           usage: Sequence[UsageRow], versions: Mapping[datetime, list[tuple[Fraction, Deployment]]],
+           reservations: tuple[Reservation, ...], start: datetime, end: datetime) -> list[KeyedLine]:
+    rows_by: dict[tuple[datetime, str], list[UsageRow]] = {}
+    for row in usage:
+        rows_by.setdefault((row.period_start, row.subscription_id), []).append(row)
+    hour_totals: dict[datetime, Decimal] = {}
+    for line, _, _ in allocated:
+        if line.kind is not LineKind.IDLE_SPREAD:
+            hour_totals[line.hour] = hour_totals.get(line.hour, Decimal(0)) + line.cost
+    last_version = versions[max(versions)][-1][1]
+    out: list[KeyedLine] = []
+    for line, quantum, rate in allocated:
+        parts = versions.get(line.hour)
+        version = parts[-1][1] if parts else last_version
+        spread = line.kind is LineKind.IDLE_SPREAD
+        charge_start, charge_end = (start, end) if spread else (line.hour, line.hour + HOUR)
+        reserved = _reserved_at(reservations, line.hour) if not spread else None
+        ptu_hours = sum((part * v.ptus for part, v in parts if v.ptus), Fraction(0)) if parts else Fraction(0)
+        shares: list[tuple[UsageKey | None, str, Decimal]]
+        if line.kind is LineKind.USAGE:
+            rows = rows_by.get((line.hour, line.subscription_id), [])
+            shares = _by_key(line, rows, version.model, quantum)
+        else:
+            shares = [(None, "", line.cost)]
+        for key, product, cost in shares:
+            out.append((key, _cost_line(line, version, pricing, product, cost, rate, reserved,
+                                        hour_totals.get(line.hour), ptu_hours, charge_start, charge_end)))
+    return out
+
+
+def _by_key(line: AllocationLine, rows: list[UsageRow], model: str,
+            quantum: Decimal) -> list[tuple[UsageKey | None, str, Decimal]]:
+    if len(rows) == 1:
+        return [(rows[0].key, rows[0].key.product_id, line.cost)]
+    weights = {f"{i:04d}": capacity_weight(model, row.counters).tokens for i, row in enumerate(rows)}
+    positive = {k: w for k, w in weights.items() if w > 0}
+    if not positive:
+        return [(rows[0].key if rows else None, rows[0].key.product_id if rows else "", line.cost)]
+    shares = allocate(line.cost, positive, quantum)
+    return [(rows[int(k)].key, rows[int(k)].key.product_id, share) for k, share in shares.items()]
+
+
+def _reserved_at(reservations: tuple[Reservation, ...], hour: datetime) -> str | None:
+    for index, reservation in enumerate(reservations):
+        if reservation.start <= hour < reservation.end:
+            return f"PTU_RESERVATIONS#{index + 1}"
+    return None
+
+
+def _cost_line(line: AllocationLine, version: Deployment, pricing: Pricing, product: str, cost: Decimal,
+               rate: Decimal, reserved: str | None, hour_total: Decimal | None, ptu_hours: Fraction,
+               charge_start: datetime, charge_end: datetime) -> CostLine:
+    unit: Decimal | None = rate
+    try:
+        with decimal.localcontext(_EXACT):
+            quantity = cost / rate
+    except decimal.Inexact:
+        quantity, unit = Decimal(0), None
+    if reserved is not None and hour_total:
+        # Reserved hours have no single unit price: the PTU-hours share, rounded, and no unit price.
+        share = Fraction(cost) / Fraction(hour_total) * ptu_hours
+        quantity, unit = Decimal(round(share * 1_000_000)).scaleb(-6), None
+    elif unit is None:
+        quantity = (cost / rate).quantize(QUANTUM)
+    kind = version.kind
+    assert kind is not None
+    meter = _ptu_meter(pricing, kind.deployment_type, version.region, charge_start)
+    method = _METHODS.get(line.kind) or (AllocationMethod.TOTAL_TOKENS if line.weight_basis is WeightBasis.TOTAL_TOKENS
+                                         else AllocationMethod.CAPACITY_WEIGHTED)
+    return CostLine(
+        subscription_id=line.subscription_id, product_id=product, deployment=version.name, model=version.model,
+        model_version=version.model_version or None, deployment_type=kind.deployment_type.value,
+        mode=Mode.PROVISIONED.value, region=version.region, token_kind=TokenKind.PTU_HOUR.value,
+        charge_start=charge_start, charge_end=charge_end, consumed_quantity=quantity, consumed_unit="PTU Hours",
+        pricing_quantity=quantity, pricing_unit=PRICING_UNIT_PTU_HOUR, list_unit_price=unit, list_cost=cost,
+        contracted_unit_price=unit, contracted_cost=cost, cost_basis=CostBasis.PTU_ALLOCATED,
+        allocation_method=method, price_as_of=pricing.meters_as_of, currency=pricing.currency, catalogued=True,
+        meter_id=meter.meter_id if meter else None,
+        resource_id=f"{version.account}/deployments/{version.name}" if version.account.startswith("/") else None,
+        commitment_discount_id=reserved)
+
+
+def _unpriced_hour(name: str, pricing: Pricing, hour: datetime, parts: list[tuple[Fraction, Deployment]],
+                   reason: str) -> CostLine:
+    version = parts[-1][1]
+    kind = version.kind
+    assert kind is not None
+    ptu_hours = sum((part * v.ptus for part, v in parts if v.ptus), Fraction(0))
+    quantity = Decimal(round(ptu_hours * 1_000_000)).scaleb(-6)
+    return CostLine(
+        subscription_id=UNALLOCATED_CAPACITY, product_id="", deployment=version.name, model=version.model,
+        model_version=version.model_version or None, deployment_type=kind.deployment_type.value,
+        mode=Mode.PROVISIONED.value, region=version.region, token_kind=TokenKind.PTU_HOUR.value,
+        charge_start=hour, charge_end=hour + HOUR, consumed_quantity=quantity, consumed_unit="PTU Hours",
+        pricing_quantity=quantity, pricing_unit=PRICING_UNIT_PTU_HOUR, list_unit_price=None, list_cost=None,
+        contracted_unit_price=None, contracted_cost=None, cost_basis=CostBasis.PTU_ALLOCATED,
+        allocation_method=AllocationMethod.UNALLOCATED, price_as_of=pricing.meters_as_of, currency=pricing.currency,
+        catalogued=True, unpriced_reason=reason)

@@ -224,6 +224,9 @@ var appSettings = {
   APIM_RESOURCE_ID: empty(effectiveApimName) ? '' : resourceId(effectiveApimResourceGroup, 'Microsoft.ApiManagement/service', effectiveApimName)
   // Set to 'true' only after enabling App Service Authentication (Entra ID) on the app: it strips
   // client-sent X-MS-CLIENT-PRINCIPAL* headers, so only then do they identify the caller.
+  ANOMALY_DETECTION: 'true'
+  ANOMALY_THRESHOLD: '4'
+  ANOMALY_MIN_COST: '1.00'
   TRUST_APP_SERVICE_AUTH: 'false'
   // Optional; an unresolved reference (secret not created) falls back to a key derived from API_KEY.
   PAGE_TOKEN_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-page-token-secret)'

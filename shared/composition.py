@@ -169,11 +169,17 @@ def subscription_control(settings: Settings, credential: Any | None = None) -> S
 def alert_service(settings: Settings, store: TableStore | None = None,
                   channels: list[AlertChannel] | None = None,
                   control: SubscriptionControl | None = None, **options: Any) -> AlertService:
-    """Quota evaluation + outbox delivery + enforcement; ``options`` go to ``AlertService`` (clock, sleep...)."""
+    """Quota evaluation, spend anomalies, outbox delivery, enforcement; ``options`` go to ``AlertService``
+    (clock, sleep...)."""
     from shared.adapters.alert_outbox import EnforcementLedgerTable
+    from shared.core.anomalies import AnomalyRule
     from shared.services.alerts import AlertService
+    from shared.services.anomalies import AnomalyDetector
 
     store = store or table_store(settings)
+    if settings.anomaly_detection and "anomalies" not in options:
+        rule = AnomalyRule(threshold=settings.anomaly_threshold, min_excess=settings.anomaly_min_cost)
+        options["anomalies"] = AnomalyDetector(store, rule)
     catalog = price_catalog(settings, store)
     mode = settings.enforcement_mode
     return AlertService(store, quota_store(settings, store), alert_outbox(settings, store),

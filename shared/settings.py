@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
@@ -135,6 +136,17 @@ def _choice(*choices: str) -> Parser[str]:
         return chosen
 
     return parse
+
+
+def _positive_decimal(_: Settings, key: str, value: str | None) -> Decimal:
+    raw = _required(value, key).strip()
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        raise SettingError(key, f"expected a number, got {raw!r}") from None
+    if not number.is_finite() or number <= 0:
+        raise SettingError(key, f"must be greater than 0, got {raw!r}")
+    return number
 
 
 def _flag(settings: Settings, key: str, value: str | None) -> bool:
@@ -374,6 +386,15 @@ class Settings:
                                      "`true` only when App Service Authentication (Entra ID) fronts the app: then "
                                      "the X-MS-CLIENT-PRINCIPAL* headers are trusted and scope each caller to its "
                                      "subscriptions.", _flag)
+    anomaly_detection = Setting("ANOMALY_DETECTION", "true",
+                                "`true`: after each scheduled rollup, alert when a subscription's day cost is far "
+                                "above its trailing 28 days (median + ANOMALY_THRESHOLD × robust spread).", _flag)
+    anomaly_threshold = Setting("ANOMALY_THRESHOLD", "4",
+                                "Robust z-score (spread = 1.4826 × MAD) above which a day cost is anomalous.",
+                                _positive_decimal)
+    anomaly_min_cost = Setting("ANOMALY_MIN_COST", "1.00",
+                               "A day must cost at least this much above its median to alarm (so a cent never does).",
+                               _positive_decimal)
     page_token_key = Setting("PAGE_TOKEN_SECRET", None,
                              "Secret the usage API's continuation tokens are signed with (HMAC); unset = derived "
                              "from API_KEY.", _page_token_key, secret=True)

@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
                                                  "(development only)")
     gateway.set_defaults(run=dev_gateway)
     gateway.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    gateway.add_argument("--port", type=int, default=8081)
+    gateway.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081, the sample's "
+                                                                  "PROBE_ENDPOINT)")
     gateway.add_argument("--config", type=Path, help="JSON key list and options (default: the built-in demo config)")
     gateway.add_argument("--workspace", type=Path, help="DuckDB workspace to log into (default LOCAL_WORKSPACE_PATH)")
     gateway.add_argument("--write-config", type=Path, metavar="FILE",

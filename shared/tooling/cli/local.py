@@ -4,6 +4,7 @@ whole pipeline on this machine) and ``queries check`` (Microsoft's KQL analyzer 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,32 @@ from shared.settings import Settings
 EXIT_FAILED = 1
 
 
+def whole_days(text: str) -> int:
+    """``--days``: a whole number of days, at least one (no data over zero or negative days)."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 day, got {days}")
+    return days
+
+
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo-data", help="write a deterministic demo workspace (DuckDB)")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--days", type=int, default=3)
-    demo.add_argument("--path", type=Path, help="workspace file (default LOCAL_WORKSPACE_PATH)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same rows")
+    demo.add_argument("--days", type=whole_days, default=3, help="days of traffic, ending this hour (default 3)")
+    demo.add_argument("--path", type=Path, help="workspace file (default LOCAL_WORKSPACE_PATH); an existing one "
+                                                "is kept as <name>.previous.duckdb")
     demo.set_defaults(run=demo_data)
 
     run = sub.add_parser("local-run", help="Azurite + demo workspace + rollup + report API on this machine")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=7071)
-    run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--host", default="127.0.0.1", help="address the report API listens on")
+    run.add_argument("--port", type=int, default=7071,
+                     help="report API port (default 7071); 0 = free ports for the API, Azurite and the dev gateway")
+    run.add_argument("--seed", type=int, default=42, help="random seed of the demo data and traffic")
+    run.add_argument("--fresh", action="store_true",
+                     help="replace the workspace with demo data (default: keep an existing one, e.g. imported logs)")
     run.add_argument("--no-serve", action="store_true", help="stop after printing the summary")
     run.set_defaults(run=local_run)
 
@@ -34,8 +50,14 @@ def register(sub: Any) -> None:
 
 def demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from shared.tooling.demo.demo_run import write_demo_workspace
+    from shared.tooling.demo.workspace_state import read_contents, set_aside
 
     path = args.path or settings.local_workspace_path
+    existing = read_contents(path)
+    if existing is not None and not existing.empty:
+        previous = set_aside(path)
+        print(f"warning: replacing {path} ({existing.describe()}); the previous file is kept as {previous}",
+              file=sys.stderr)
     gateway, llm = write_demo_workspace(path, args.seed, args.days)
     print(f"wrote {path}: {gateway} gateway rows, {llm} LLM-log rows (seed {args.seed}, {args.days} days)")
     return 0
@@ -44,7 +66,7 @@ def demo_data(args: argparse.Namespace, settings: Settings) -> int:
 def local_run(args: argparse.Namespace, settings: Settings) -> int:
     from shared.tooling.demo.demo_run import local_run as run_locally
 
-    run_locally(settings, args.host, args.port, args.seed, serve=not args.no_serve)
+    run_locally(settings, args.host, args.port, args.seed, serve=not args.no_serve, fresh=args.fresh)
     return 0
 
 

@@ -1,7 +1,8 @@
 """``chargeback local-run``: the whole pipeline on this machine.
 
-Azurite (tables) -> demo DuckDB workspace -> dev gateway: live demo traffic + a synthetic probe ->
-rollup -> per-subscription summary -> report API.
+Azurite (tables) -> DuckDB workspace -> dev gateway: live demo traffic + a synthetic probe ->
+rollup -> per-subscription summary -> report API.  An existing workspace (imported logs, earlier
+runs) is kept and rolled up; demo data is written when there is none, or on ``--fresh``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from shared.adapters import local_workspace
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Counters, Granularity, total
 from shared.settings import Settings
-from shared.tooling.azurite_process import AzuriteProcess, port_open
+from shared.tooling.azurite_process import AzuriteProcess
 from shared.tooling.demo import demo_data, gateway_demo
+from shared.tooling.demo.local_ports import plan_ports
+from shared.tooling.demo.workspace_state import read_contents, set_aside
 from shared.tooling.dev_gateway import DevGateway, GatewayConfig
 
 DEMO_DAYS = 3
-DEV_GATEWAY_PORT = 8081
 
 
 def write_demo_workspace(path: Path, seed: int, days: int, end: datetime | None = None) -> tuple[int, int]:
@@ -67,46 +69,59 @@ def summary_table(settings: Settings, start: datetime, end: datetime) -> str:
     return "\n".join(lines)
 
 
-def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool = True) -> None:
+def local_run(settings: Settings, host: str, port: int, seed: int, serve: bool = True, fresh: bool = False) -> None:
+    """The whole pipeline on this machine; ``port == 0`` takes free ports for every listener."""
     import uvicorn
 
-    data_dir = settings.local_workspace_path.parent
-    # The demo regenerates its workspace every run, so its tables start empty too.
-    shutil.rmtree(data_dir / "azurite", ignore_errors=True)
-    azurite = AzuriteProcess(data_dir / "azurite", port=10002 if not port_open(10002) else None)
+    ports = plan_ports(port, host, serve)  # before anything starts: a taken port is an error naming it
+    workspace = settings.local_workspace_path
+    existing = read_contents(workspace)
+    demo = fresh or existing is None or existing.empty
+    if existing is not None and not existing.empty and fresh:
+        previous = set_aside(workspace)
+        print(f"warning: --fresh replaces the workspace {workspace} ({existing.describe()}) with demo data and "
+              f"empties the local tables; the previous workspace is kept as {previous}")
+    elif existing is not None and not existing.empty:
+        print(f"keeping the workspace {workspace} ({existing.describe()}); `--fresh` replaces it with demo data")
+    if demo:  # demo data starts from empty tables too
+        shutil.rmtree(workspace.parent / "azurite", ignore_errors=True)
+    azurite = AzuriteProcess(workspace.parent / "azurite", port=ports.azurite)
     # SIGTERM (e.g. from a supervisor) must still stop Azurite through the `with` below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"starting Azurite (tables) on 127.0.0.1:{azurite.port}, data in {azurite.location}")
     # The dev gateway (APIM stand-in) logs live traffic into the same workspace; no ingestion lag locally.
-    dev_gateway = DevGateway(GatewayConfig.default(), settings.local_workspace_path,
-                             port=0 if port_open(DEV_GATEWAY_PORT) else DEV_GATEWAY_PORT)
+    dev_gateway = DevGateway(GatewayConfig.default(), workspace, port=ports.gateway)
     with azurite, dev_gateway:
         settings = settings.with_overrides(LOG_SOURCE="local", TABLES_CONNECTION_STRING=azurite.connection_string,
                                            ROLLUP_INGESTION_DELAY_MINUTES="0")
         # Traffic stops before the ingestion delay, so the scheduled run sees every hour complete.
         end = (datetime.now(UTC) - settings.rollup_ingestion_delay).replace(minute=0, second=0, microsecond=0)
-        gateway, llm = write_demo_workspace(settings.local_workspace_path, seed, DEMO_DAYS, end)
-        print(f"demo workspace {settings.local_workspace_path}: {gateway} gateway rows, {llm} LLM-log rows "
-              f"({DEMO_DAYS} days to {end.isoformat()}, seed {seed})")
+        start = end - timedelta(days=DEMO_DAYS)
+        if demo:
+            gateway, llm = write_demo_workspace(workspace, seed, DEMO_DAYS, end)
+            print(f"demo workspace {workspace}: {gateway} gateway rows, {llm} LLM-log rows "
+                  f"({DEMO_DAYS} days to {end.isoformat()}, seed {seed})")
+        elif existing is not None and existing.first is not None:
+            start = min(start, existing.first.replace(minute=0, second=0, microsecond=0))
         settings = gateway_demo.run(settings, dev_gateway, seed)  # demo traffic through the gateway, then a probe
         service = rollup_service(settings)
-        backfill = service.backfill(end - timedelta(days=DEMO_DAYS), end)
+        backfill = service.backfill(start, end)
         print(f"backfill: {backfill.summary()}")
         scheduled = service.run()
         print(f"scheduled run: {scheduled.summary()}")
         print()
-        print(summary_table(settings, end - timedelta(days=DEMO_DAYS + 1), end + timedelta(days=1)))
+        print(summary_table(settings, start - timedelta(days=1), end + timedelta(days=1)))
         print()
         if not serve:
             return
         from shared.api.app import AppContext, create_app
 
         app = create_app(AppContext(lambda: settings))
-        print(f"report API: http://{host}:{port}/api/usage?granularity=day   (header x-api-key: API_KEY "
-              "from local.settings.json)")
-        print(f"OpenAPI docs: http://{host}:{port}/api/docs      health: http://{host}:{port}/api/health")
-        print(f"probe results: http://{host}:{port}/api/probes   dev gateway: {dev_gateway.url} "
+        base = f"http://{host}:{ports.api}"
+        print(f"report API: {base}/api/usage?granularity=day   (header x-api-key: API_KEY from local.settings.json)")
+        print(f"OpenAPI docs: {base}/api/docs      health: {base}/api/health")
+        print(f"probe results: {base}/api/probes   dev gateway: {dev_gateway.url} "
               f"(e.g. api-key {next(iter(dev_gateway.config.keys))})")
-        print(f"dashboard: http://{host}:{port}/api/dashboard   (asks for API_KEY once)")
+        print(f"dashboard: {base}/api/dashboard   (asks for API_KEY once)")
         print("Ctrl-C stops the API and Azurite.")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=ports.api, log_level="warning")

@@ -53,7 +53,9 @@ def alert_entity(alert: Alert, now: datetime) -> dict[str, Any]:
     optional = {"MaxTokens": None if alert.max_tokens is None else int64(alert.max_tokens),
                 "MaxCost": None if alert.max_cost is None else str(alert.max_cost),
                 "ProjectedPercent": None if alert.projected_percent is None else str(alert.projected_percent),
-                "ProjectedAt": alert.projected_at}
+                "ProjectedAt": alert.projected_at,
+                "BaselineCost": None if alert.baseline_cost is None else str(alert.baseline_cost),
+                "AnomalyLimit": None if alert.anomaly_limit is None else str(alert.anomaly_limit)}
     entity.update({k: v for k, v in optional.items() if v is not None})
     return entity
 
@@ -74,7 +76,8 @@ def entry_from(entity: Any) -> OutboxEntry:
         max_cost=decimal_or_none(entity.get("MaxCost")), currency=str(entity["Currency"]),
         unpriced_tokens=int(plain(entity.get("UnpricedTokens")) or 0), percent=Decimal(str(entity["Percent"])),
         as_of=required_time("AsOf"), projected_percent=decimal_or_none(entity.get("ProjectedPercent")),
-        projected_at=utc(entity.get("ProjectedAt")),
+        projected_at=utc(entity.get("ProjectedAt")), baseline_cost=decimal_or_none(entity.get("BaselineCost")),
+        anomaly_limit=decimal_or_none(entity.get("AnomalyLimit")),
     )
     delivered = frozenset(label for label in str(entity.get("Delivered") or "").split(",") if label)
     return OutboxEntry(alert, str(entity["Status"]), int(plain(entity.get("Attempts")) or 0),

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from shared.core.alerting import FORECAST, Alert, alert_document, facts, title
+from shared.core.alerting import ANOMALY, FORECAST, Alert, alert_document, facts, title
 from shared.core.chat_cards import ChatMessage, render
 from shared.errors import DeliveryError
 
@@ -37,7 +37,7 @@ KINDS = ("webhook", "teams", "slack")
 
 
 def alert_message(alert: Alert) -> ChatMessage:
-    color = "Attention" if alert.kind == FORECAST or alert.threshold >= 100 else "Warning"
+    color = "Attention" if alert.kind in (FORECAST, ANOMALY) or alert.threshold >= 100 else "Warning"
     return ChatMessage(title(alert), facts(alert), color, footnote=f"Alert id {alert.alert_id}")
 
 

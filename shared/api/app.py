@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from shared.api import (
     access_routes,
+    anomaly_routes,
     dashboard_routes,
     docs_routes,
     pricing_routes,
@@ -37,7 +38,8 @@ from shared.errors import (
 __all__ = ["AppContext", "create_app"]  # AppContext is built by the Functions entry point, tools and tests
 
 log = logging.getLogger(__name__)
-ROUTERS = (usage_routes, probe_routes, pricing_routes, quota_routes, access_routes, dashboard_routes, docs_routes)
+ROUTERS = (usage_routes, probe_routes, pricing_routes, quota_routes, anomaly_routes, access_routes, dashboard_routes,
+           docs_routes)
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> JSONResponse:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from shared.core.anomalies import Anomaly
 from shared.core.keys import period_code
 from shared.core.moments import iso
 from shared.core.pricing import display, money_text
@@ -36,6 +37,7 @@ DEFAULT_THRESHOLDS = (50, 80, 100)
 FORECAST_MIN_ELAPSED = Fraction(1, 10)
 FORECAST = "forecast"
 THRESHOLD = "threshold"
+ANOMALY = "anomaly"  # a day cost far above the subscription's own normal (core.anomalies)
 # Outbox statuses: recorded and not yet delivered everywhere / delivered to every channel /
 # a delivery round ended with a channel still failing (retried by later runs up to a limit).
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -125,12 +127,17 @@ class Alert:
     as_of: datetime
     projected_percent: Decimal | None = None
     projected_at: datetime | None = None
+    baseline_cost: Decimal | None = None  # anomalies: the median day cost it is compared with
+    anomaly_limit: Decimal | None = None  # anomalies: the cost above which the day is anomalous
 
     @property
     def row_key(self) -> str:
-        """Deterministic per (period instance, kind, threshold): the outbox's create-if-absent key."""
+        """Deterministic per (period instance, kind, threshold): the outbox's create-if-absent key,
+        so a quota alert exists once per threshold and an anomaly once per subscription-day."""
         code = period_code(self.period.granularity, self.period_start)
-        return f"{code}|{FORECAST}" if self.kind == FORECAST else f"{code}|{THRESHOLD}|{self.threshold:04d}"
+        if self.kind in (FORECAST, ANOMALY):
+            return f"{code}|{self.kind}"
+        return f"{code}|{THRESHOLD}|{self.threshold:04d}"
 
     @property
     def alert_id(self) -> str:
@@ -182,7 +189,19 @@ def over_limit(usages: Iterable[PeriodUsage], book: QuotaBook, as_of: datetime) 
     return result
 
 
+def anomaly_alert(anomaly: Anomaly, tokens: int, unpriced_tokens: int, currency: str, as_of: datetime) -> Alert:
+    """The outbox alert of a spend anomaly (``percent``: the day cost as a share of its baseline)."""
+    start = datetime.combine(anomaly.day, datetime.min.time(), UTC)
+    percent = (anomaly.cost * 100 / anomaly.baseline).quantize(Decimal("0.1")) if anomaly.baseline else Decimal(0)
+    return Alert(anomaly.subscription_id, Period.DAY, start, start + timedelta(days=1), ANOMALY, 0, tokens, None,
+                 anomaly.cost, None, currency, unpriced_tokens, percent, as_of,
+                 baseline_cost=anomaly.baseline, anomaly_limit=anomaly.limit)
+
+
 def title(alert: Alert) -> str:
+    if alert.kind == ANOMALY:
+        return (f"Spend anomaly: {alert.subscription_id} spent {display(alert.cost)} {alert.currency} on "
+                f"{alert.period_label}, usually {display(alert.baseline_cost or Decimal(0))}")
     if alert.kind == FORECAST:
         return (f"Quota forecast: {alert.subscription_id} projected at {alert.projected_percent}% "
                 f"of its {alert.period.value} quota ({alert.period_label})")
@@ -192,6 +211,12 @@ def title(alert: Alert) -> str:
 
 def facts(alert: Alert) -> list[tuple[str, str]]:
     """Human-readable facts for chat cards (no prompt text, no keys, no URLs: usage numbers only)."""
+    if alert.kind == ANOMALY:
+        return [("Subscription", alert.subscription_id), ("Day", f"{alert.period_label} (UTC)"),
+                ("Cost", f"{display(alert.cost)} {alert.currency}"),
+                ("Usual day (28-day median)", f"{display(alert.baseline_cost or Decimal(0))} {alert.currency}"),
+                ("Anomalous above", f"{display(alert.anomaly_limit or Decimal(0))} {alert.currency}"),
+                ("Tokens", f"{alert.tokens:,}"), ("Data up to", alert.as_of.strftime("%Y-%m-%d %H:%M UTC"))]
     rows = [("Subscription", alert.subscription_id), ("Period", f"{alert.period.value} {alert.period_label} (UTC)"),
             ("Used", f"{alert.percent}%")]
     rows.append(("Tokens", f"{alert.tokens:,}" + (f" of {alert.max_tokens:,}" if alert.max_tokens else "")))
@@ -211,7 +236,7 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
 def alert_document(alert: Alert) -> dict[str, object]:
     """An alert as JSON: the generic webhook body and the API's alert fields (usage numbers only)."""
     return {
-        "type": "chargeback.quota.alert",
+        "type": "chargeback.spend.anomaly" if alert.kind == ANOMALY else "chargeback.quota.alert",
         "version": 1,
         "alertId": alert.alert_id,
         "kind": alert.kind,
@@ -231,4 +256,6 @@ def alert_document(alert: Alert) -> dict[str, object]:
         "projectedPercent": None if alert.projected_percent is None else str(alert.projected_percent),
         "projectedAt": iso(alert.projected_at),
         "asOf": iso(alert.as_of),
+        "baselineCost": None if alert.baseline_cost is None else money_text(alert.baseline_cost),
+        "anomalyLimit": None if alert.anomaly_limit is None else money_text(alert.anomaly_limit),
     }

@@ -42,6 +42,7 @@ from shared.ports import (
     SubscriptionControl,
     UsageRepository,
 )
+from shared.services.anomalies import AnomalyDetector
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class AlertRunResult:
     as_of: datetime
     periods: int = 0
     recorded: int = 0
+    anomalies: int = 0  # spend anomalies recorded (delivered with the quota alerts)
     delivered: int = 0
     failed: int = 0
     waiting: int = 0  # pending with no channel configured
@@ -61,6 +63,8 @@ class AlertRunResult:
     def summary(self) -> str:
         text = (f"quota alerts as of {self.as_of.isoformat()}: {self.periods} subscription-periods evaluated, "
                 f"{self.recorded} new alerts, {self.delivered} delivered, {self.failed} failed")
+        if self.anomalies:
+            text += f", {self.anomalies} spend anomalies"
         if self.waiting:
             text += f", {self.waiting} waiting for a channel"
         if self.suspended or self.reactivated:
@@ -81,7 +85,7 @@ class AlertService:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sleep: Callable[[float], None] = time.sleep, retries: int = 3,
                  backoff: timedelta = timedelta(seconds=1), lease: timedelta = timedelta(minutes=5),
-                 max_rounds: int = 5) -> None:
+                 max_rounds: int = 5, anomalies: AnomalyDetector | None = None) -> None:
         if enforcement_mode != "off" and (control is None or ledger is None):
             raise ValueError("enforcement needs a subscription control and a ledger")
         self.usage, self.quotas, self.outbox = usage, quotas, outbox
@@ -93,6 +97,7 @@ class AlertService:
         self.control, self.ledger = control, ledger
         self.clock, self.sleep = clock, sleep
         self.retries, self.backoff, self.lease, self.max_rounds = max(1, retries), backoff, lease, max_rounds
+        self.anomalies = anomalies
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self, window: Window | None = None) -> AlertRunResult:
@@ -105,6 +110,12 @@ class AlertService:
         except ChargebackError as exc:
             log.error("quota evaluation failed: %s", exc)
             result.errors.append(f"evaluation failed: {exc}")
+        if self.anomalies is not None:
+            try:
+                self._record_anomalies(self.anomalies, as_of, window, now, result)
+            except ChargebackError as exc:
+                log.error("spend anomaly check failed: %s", exc)
+                result.errors.append(f"anomaly check failed: {exc}")
         if self.enforcement_mode != "off" and evaluated is not None:
             self._enforce(*evaluated, as_of, now, result)
         try:
@@ -128,6 +139,15 @@ class AlertService:
                 log.info("alert recorded: %s %s %s %s", alert.subscription_id, alert.period.value,
                          alert.period_label, alert.kind if alert.kind == "forecast" else f"{alert.threshold}%")
         return usages, book
+
+    def _record_anomalies(self, detector: AnomalyDetector, as_of: datetime, window: Window | None, now: datetime,
+                          result: AlertRunResult) -> None:
+        _, days = evaluation_periods(as_of, window)
+        for alert in detector.due(days, self.prices(), as_of):
+            if self.outbox.record(alert, now):
+                result.anomalies += 1
+                log.info("spend anomaly recorded: %s on %s: %s %s (usually %s)", alert.subscription_id,
+                         alert.period_label, alert.cost, alert.currency, alert.baseline_cost)
 
     def _ledger_suspended(self) -> dict[str, str]:
         return self.ledger.suspended() if self.ledger is not None else {}

@@ -16,7 +16,9 @@ caller tells cases apart by class, never by looking at ``__cause__``.
     │   ├── NotFoundError               ... the record asked for does not exist
     │   ├── TransactionRejectedError    ... refused a transaction (nothing of it written)
     │   └── ConcurrentUpdateError       ... another run changed the record (ETag)
-    │       └── AlreadyExistsError          ... or created it first
+    │       ├── AlreadyExistsError          ... or created it first
+    │       ├── LeaseHeldError              ... another run holds the writer lease
+    │       └── LeaseLostError              ... another run took this run's writer lease
     ├── InvalidRequestError         a caller sent a bad parameter (names it)      (HTTP 400)
     ├── NotAuthorizedError          no or bad credentials                         (HTTP 401)
     ├── ForbiddenError              known caller, outside its scope                (HTTP 403)
@@ -82,6 +84,14 @@ class ConcurrentUpdateError(StorageError):
 
 class AlreadyExistsError(ConcurrentUpdateError):
     """Another run created the record this run meant to create (an insert-only write lost the race)."""
+
+
+class LeaseHeldError(ConcurrentUpdateError):
+    """Another rollup or backfill holds the writer lease; this run waited and gave up, writing nothing."""
+
+
+class LeaseLostError(ConcurrentUpdateError):
+    """This run's writer lease expired and another run took it: this run stops before writing."""
 
 
 class InvalidRequestError(ChargebackError):

@@ -43,6 +43,45 @@ class WatermarkRepository(Protocol):
     def advance(self, name: str, previous: Watermark, value: datetime) -> Watermark: ...
 
 
+
+@dataclass(frozen=True)
+class QuarantineRetry:
+    kept: int  # entities in quarantine before the retry
+    written: int  # ... accepted now (and cleared)
+    still_refused: int
+
+
+class QuarantineRepository(Protocol):
+    """Entities Table Storage refused, kept aside so they never stop a run."""
+
+    def quarantined_count(self) -> int:
+        """How many are kept now (for ``/api/health``)."""
+        ...
+
+    def retry_quarantined(self) -> QuarantineRetry: ...
+
+
+class RollupState(Protocol):
+    """What one rollup run leaves for the next: result rows per hour of log (to size its chunks)."""
+
+    def rows_per_hour(self, name: str) -> float | None: ...
+
+    def record_rows_per_hour(self, name: str, value: float) -> None: ...
+
+
+class WriterLease(Protocol):
+    """One writer at a time: a lease with an owner and an expiry, renewed while the run lasts."""
+
+    def acquire(self) -> None:
+        """Take the lease, waiting a bounded time; raises ``LeaseHeldError`` if another run keeps it."""
+        ...
+
+    def confirm(self) -> None:
+        """Before a write: renew when due; raises ``LeaseLostError`` if another run took the lease."""
+        ...
+
+    def release(self) -> None: ...
+
 Rows = Sequence[Mapping[str, Any]]
 
 

@@ -1,26 +1,36 @@
 """Azure Table Storage: usage rows and run state (watermarks).
 
 Usage rows: PartitionKey = subscription, RowKey = ``granularity|period|model|deployment|product``,
-so one subscription's period range is a single-partition RowKey range query.  Writes go in
-transactions of at most 100 entities of one partition (the service limit), usage rows written and
-read through ``table_batch`` / ``table_query`` (the same REST calls as the SDK, a fraction of its
-Python).  Every filter takes its values as parameters (``@name``, bound as literals); no value is
-ever formatted into filter text.
+so one subscription's period range is a single-partition RowKey range query.  Names are stored in
+their storable form (:mod:`shared.core.keys`: a name too long or not valid text is shortened, marked
+``NameTruncated`` with ``FullNameHash``), and a read through a key keeps only rows whose stored
+subscription is the one asked for.
+
+Writes go in transactions of one partition, at most 100 entities and 4 MiB (the service limits),
+written and read through ``table_batch`` / ``table_query`` (the same REST calls as the SDK, a
+fraction of its Python).  An entity that breaks a limit (``table_limits``) or that the service
+refuses is set aside in the quarantine table (``quarantine``) with the reason, and the rest is
+written: one bad row never stops a run.  Every filter takes its values as parameters (``@name``,
+bound as literals); no value is ever formatted into filter text.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from itertools import groupby
+from itertools import groupby, pairwise
 from typing import Any, TypeVar
 
 from shared.adapters.entity_values import plain
-from shared.adapters.table_batch import submit_replace
+from shared.adapters.quarantine import Quarantined, QuarantineTable
+from shared.adapters.table_batch import MAX_OPERATIONS, MAX_TRANSACTION_BYTES, Operation, operation, submit_operations
+from shared.adapters.table_limits import entity_problem
 from shared.adapters.table_query import query
-from shared.core.keys import partition_key, period_range, row_key
+from shared.adapters.table_rest import endpoints
+from shared.core.keys import partition_key, period_range, row_key, shortened_digest, storable_key, storable_name
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import (
     AlreadyExistsError,
@@ -30,10 +40,11 @@ from shared.errors import (
     StorageUnavailableError,
     TransactionRejectedError,
 )
-from shared.ports import Watermark
+from shared.ports import QuarantineRetry, Watermark
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_TRANSACTION = 100
+MAX_TRANSACTION = MAX_OPERATIONS
 TRANSACTIONS_IN_FLIGHT = 4
 _PROPERTY = {name: "".join(part.title() for part in name.split("_")) for name in COUNTER_NAMES}
 # What a usage row is read back from (the keys and the service's Timestamp are not needed).
@@ -44,16 +55,22 @@ USAGE_PROPERTIES = ("SubscriptionId", "ProductId", "Model", "Deployment", "Granu
 def usage_entity(row: UsageRow) -> dict[str, Any]:
     from azure.data.tables import EdmType, EntityProperty
 
+    key = storable_key(row.key)
     entity: dict[str, Any] = {
-        "PartitionKey": partition_key(row.key.subscription_id),
-        "RowKey": row_key(row.granularity, row.period_start, row.key),
-        "SubscriptionId": row.key.subscription_id,
-        "ProductId": row.key.product_id,
-        "Model": row.key.model,
-        "Deployment": row.key.deployment,
+        "PartitionKey": partition_key(key.subscription_id),
+        "RowKey": row_key(row.granularity, row.period_start, key),
+        "SubscriptionId": key.subscription_id,
+        "ProductId": key.product_id,
+        "Model": key.model,
+        "Deployment": key.deployment,
         "Granularity": row.granularity.value,
         "PeriodStart": row.period_start,
     }
+    shortened = {name: digest for name in ("SubscriptionId", "ProductId", "Model", "Deployment")
+                 if (digest := shortened_digest(entity[name]))}
+    if shortened:  # the full names could not be stored: their hashes say which names these were
+        entity["NameTruncated"] = True
+        entity["FullNameHash"] = ",".join(f"{name}:{digest}" for name, digest in shortened.items())
     for name, value in row.counters.as_dict().items():
         # Int64 always: a month of tokens passes 2**31 and Int32 would be refused.
         entity[_PROPERTY[name]] = EntityProperty(value, EdmType.INT64)
@@ -80,8 +97,10 @@ class TableStore:
         self._service = service
         self.usage_table = f"{prefix}usage"
         self.state_table = f"{prefix}state"
+        self.quarantine_table = f"{prefix}quarantine"
         self._describe = describe
         self._ready: set[str] = set()
+        self._quarantine: QuarantineTable | None = None
 
     def table(self, name: str) -> Any:
         """The client of table ``name``, created on first use (per store instance)."""
@@ -122,31 +141,61 @@ class TableStore:
         return self.replace_entities(self.usage_table, (usage_entity(row) for row in rows))
 
     def replace_entities(self, table_name: str, entities: Iterable[dict[str, Any]]) -> int:
-        """Upsert (replace) entities in transactions of at most 100 of one partition (the service
-        limit), written by :mod:`shared.adapters.table_batch` (the SDK's transaction code costs
-        five times what Azurite does to store them).
+        """Upsert (replace) entities in transactions of one partition, at most 100 entities and
+        4 MiB each (the service limits), written by :mod:`shared.adapters.table_batch` (the SDK's
+        transaction code costs five times what Azurite does to store them).  Returns how many
+        were written; the rest were quarantined (see the module text).
 
         Transactions are independent and each is an idempotent replace: after a failure the
         others stay written and a rerun converges.  Several are in flight at once, so building
-        one overlaps the service storing another.
+        one overlaps the service storing another.  A refused transaction is split until the
+        refused entity stands alone, and only that one is quarantined.
         """
         table = self.table(table_name)
+        _, table_url, _ = endpoints(table)
         ordered = sorted(entities, key=lambda e: (e["PartitionKey"], e["RowKey"]))
-        transactions = [chunk for _, partition in groupby(ordered, key=lambda e: e["PartitionKey"])
-                        for chunk in _chunks(list(partition), MAX_TRANSACTION)]
+        _refuse_duplicates(ordered)
+        sendable: list[Operation] = []
+        for entity in ordered:
+            problem = entity_problem(entity)
+            if problem is None:
+                sendable.append(operation(table_url, entity))
+            else:
+                self.quarantine.put(table_name, entity, f"not sent: {problem}")
+        transactions = [chunk for _, partition in groupby(sendable, key=lambda op: op.entity["PartitionKey"])
+                        for chunk in _transactions(list(partition))]
         if len(transactions) <= 1:
-            return sum(self._submit(table, chunk) for chunk in transactions)
+            return sum(self._write(table, table_name, chunk) for chunk in transactions)
         with ThreadPoolExecutor(max_workers=TRANSACTIONS_IN_FLIGHT) as pool:
-            outcomes = list(pool.map(lambda chunk: self._try(partial(self._submit, table, chunk)), transactions))
+            outcomes = list(pool.map(lambda chunk: self._try(partial(self._write, table, table_name, chunk)),
+                                     transactions))
         failures = [outcome for outcome in outcomes if isinstance(outcome, StorageError)]
         if failures:
             raise failures[0]
-        return len(ordered)
+        return sum(outcome for outcome in outcomes if isinstance(outcome, int))
 
-    def _submit(self, table: Any, chunk: list[dict[str, Any]]) -> int:
+    def _write(self, table: Any, table_name: str, chunk: list[Operation]) -> int:
+        """One transaction; when the service refuses it, its halves, down to the refused entity
+        (quarantined).  Returns how many entities were written."""
         try:
-            return self.call(partial(submit_replace, table, chunk))
+            written = self._submit(table, chunk)
+        except TransactionRejectedError as exc:
+            if len(chunk) == 1:
+                self.quarantine.put(table_name, chunk[0].entity, str(exc))
+                return 0
+            middle = len(chunk) // 2
+            return self._write(table, table_name, chunk[:middle]) + self._write(table, table_name, chunk[middle:])
+        for op in chunk:  # a newer version is stored: the kept copy must never be sent over it
+            if self.quarantine.kept_keys():
+                self.quarantine.clear(table_name, op.entity["PartitionKey"], op.entity["RowKey"])
+        return written
+
+    def _submit(self, table: Any, chunk: list[Operation]) -> int:
+        try:
+            return self.call(partial(submit_operations, table, chunk))
         except TransactionRejectedError as exc:  # name the store, as call() does
+            if str(exc).startswith("a transaction was rejected by"):
+                raise
             raise TransactionRejectedError(f"a transaction was rejected by {self._describe}: {exc}") from exc
 
     def _try(self, operation: Callable[[], T]) -> T | StorageError:
@@ -155,11 +204,35 @@ class TableStore:
         except StorageError as exc:
             return exc
 
+    # -- quarantine -------------------------------------------------------------------------------
+    @property
+    def quarantine(self) -> QuarantineTable:
+        if self._quarantine is None:
+            self._quarantine = QuarantineTable(self, self.quarantine_table)
+        return self._quarantine
+
+    def quarantined_count(self) -> int:
+        """Entities kept aside because Table Storage refused them (``/api/health`` shows it)."""
+        return self.quarantine.count()
+
+    def retry_quarantined(self) -> QuarantineRetry:
+        """Send every kept entity again; the ones accepted now leave the quarantine."""
+        entries: list[Quarantined] = self.quarantine.entries()
+        written = 0
+        for entry in entries:
+            if entry.entity is None:
+                continue  # listed only: too large to have been kept
+            written += self.replace_entities(entry.table_name, [entry.entity])  # refused: kept, attempts + 1
+        return QuarantineRetry(len(entries), written, len(entries) - written)
+
     def read(self, subscription_id: str, granularity: Granularity, start: datetime,
              end: datetime) -> list[UsageRow]:
         low, high = period_range(granularity, start, end)
-        return self._query(self.usage_table, "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+        rows = self._query(self.usage_table, "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                            {"pk": partition_key(subscription_id), "low": low, "high": high})
+        # The key answers for one name only; the stored name proves it (never another's rows).
+        wanted = storable_name(subscription_id)
+        return [row for row in rows if row.key.subscription_id == wanted]
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
         low, high = period_range(granularity, start, end)
@@ -194,6 +267,23 @@ class TableStore:
                                                               match_condition=MatchConditions.IfNotModified))
         return Watermark(value.astimezone(UTC), str(metadata["etag"]))
 
+    # -- rollup state ------------------------------------------------------------------------------
+    def rows_per_hour(self, name: str) -> float | None:
+        table = self.table(self.state_table)
+        try:
+            entity = self.call(lambda: table.get_entity("rows-per-hour", name))
+        except NotFoundError:
+            return None
+        value = plain(entity.get("RowsPerHour"))
+        return float(value) if isinstance(value, int | float) else None
+
+    def record_rows_per_hour(self, name: str, value: float) -> None:
+        from azure.data.tables import UpdateMode
+
+        table = self.table(self.state_table)
+        entity = {"PartitionKey": "rows-per-hour", "RowKey": name, "RowsPerHour": float(value)}
+        self.call(lambda: table.upsert_entity(entity, mode=UpdateMode.REPLACE))
+
     def describe(self) -> str:
         return self._describe
 
@@ -211,6 +301,23 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _transactions(operations: list[Operation]) -> Iterator[list[Operation]]:
+    """Consecutive runs of one partition's operations within both limits: 100 operations, 4 MiB."""
+    chunk: list[Operation] = []
+    size = 0
+    for op in operations:
+        if chunk and (len(chunk) == MAX_OPERATIONS or size + op.size > MAX_TRANSACTION_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(op)
+        size += op.size
+    if chunk:
+        yield chunk
+
+
+def _refuse_duplicates(ordered: list[dict[str, Any]]) -> None:
+    """Two entities with one key in one write: the later would silently replace the earlier."""
+    for before, after in pairwise(ordered):
+        if (before["PartitionKey"], before["RowKey"]) == (after["PartitionKey"], after["RowKey"]):
+            raise ValueError(f"two entities share the key {before['PartitionKey']!r}/{before['RowKey']!r}: "
+                             "merge them before writing")

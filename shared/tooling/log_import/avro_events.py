@@ -32,8 +32,8 @@ def avro_items(data: bytes, table: str | None) -> Iterator[Item]:
     return _avro_events(iter(reader), table)
 
 
-def _constant(value: int, _pos: int) -> int:
-    return value
+def _event_position(number: int, _pos: int) -> tuple[int, int | None]:
+    return number, None  # a record is located by its event; columns inside a body mean nothing
 
 
 def _avro_events(reader: Iterator[Any], table: str | None) -> Iterator[Item]:
@@ -63,5 +63,5 @@ def _avro_events(reader: Iterator[Any], table: str | None) -> Iterator[Item]:
             except UnicodeDecodeError:
                 yield Malformed(number, "event body is not UTF-8 text")
                 continue
-        for entry in json_values(str(body), functools.partial(_constant, number)):
-            yield entry if isinstance(entry, Malformed) else record_to_row(entry[1], entry[0], table)
+        for entry in json_values(str(body), functools.partial(_event_position, number)):
+            yield entry if isinstance(entry, Malformed) else record_to_row(entry.value, entry.line, table)

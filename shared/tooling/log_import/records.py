@@ -45,6 +45,7 @@ class Malformed:
     line: int  # line (JSON, CSV) or event number (Avro) where the record starts
     reason: str
     table: str | None = None  # when known (the record was readable enough to tell)
+    column: int | None = None  # where on its line the record starts (JSON), e.g. inside a one-line document
 
 
 Item = Row | Malformed

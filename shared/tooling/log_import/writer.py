@@ -38,6 +38,11 @@ class Skip:
     unit: str
     line: int
     reason: str
+    column: int | None = None
+
+    def where(self) -> str:
+        """``line 3``, or ``line 1 column 812`` for a record that does not start its line."""
+        return f"{self.unit} {self.line}" + (f" column {self.column}" if self.column and self.column > 1 else "")
 
 
 @dataclass
@@ -59,7 +64,7 @@ class ImportReport:
         self.tables.setdefault(item.table or NO_TABLE, TableCounts()).skipped += 1
         self.tables[item.table or NO_TABLE].read += 1
         if len(self.skips) < LISTED_SKIPS:
-            self.skips.append(Skip(file, unit, item.line, item.reason))
+            self.skips.append(Skip(file, unit, item.line, item.reason, item.column))
 
     def summary(self) -> str:
         lines = [f"{file}: {kind}" for file, kind in self.files]
@@ -72,7 +77,7 @@ class ImportReport:
             lines.append("")
             lines.append(f"skipped {self.skipped} malformed record(s)"
                          + (f", the first {LISTED_SKIPS}:" if self.skipped > LISTED_SKIPS else ":"))
-            lines += [f"  {s.file} {s.unit} {s.line}: {s.reason}" for s in self.skips]
+            lines += [f"  {s.file} {s.where()}: {s.reason}" for s in self.skips]
         if self.ignored_fields:
             fields = ", ".join(f"{name} ({count})" for name, count in sorted(self.ignored_fields.items()))
             lines += ["", f"ignored fields (no matching column): {fields}"]

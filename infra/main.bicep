@@ -100,6 +100,9 @@ param apiKey string = ''
 @description('Enable Key Vault purge protection (irreversible; blocks `azd down --purge` for the retention period).')
 param keyVaultPurgeProtection bool = false
 
+@description('Client id of the Entra ID app registration users sign in to. Set = App Service Authentication (Entra ID) in front of the app, API_AUTH=entra, TRUST_APP_SERVICE_AUTH=true, no function key; empty = the function key guards the API.')
+param entraClientId string = ''
+
 // ---------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------
@@ -130,6 +133,9 @@ var effectiveApimName = deploySandbox ? sandboxApimName : apimName
 var effectiveApimResourceGroup = deploySandbox || empty(apimResourceGroupName) ? resourceGroup().name : apimResourceGroupName
 var effectiveOpenAiName = deploySandbox ? sandboxOpenAiName : openAiAccountName
 var effectiveOpenAiResourceGroup = deploySandbox || empty(openAiResourceGroupName) ? resourceGroup().name : openAiResourceGroupName
+
+// Sign-in: with an Entra client id, App Service Authentication admits callers (app/api-auth.bicep).
+var entraSignIn = !empty(entraClientId)
 
 // ---------------------------------------------------------------------------
 // Monitoring, storage, secrets
@@ -212,22 +218,23 @@ var appSettings = {
   PROBE_MAX_RETRIES: '1'
   PROBE_BUDGET_SECONDS: '120'
   PROBE_FAILURE_THRESHOLD: '3'
-  API_AUTH: 'functionkey'
+  // entra only together with App Service Authentication (module apiAuth, applied before these settings)
+  API_AUTH: entraSignIn ? 'entra' : 'functionkey'
   API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${apiKeySecretName})'
   PRICES_PATH: ''
   ADMIN_API_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-admin-api-key)'
   ALERT_THRESHOLDS: '50,80,100'
+  ANOMALY_DETECTION: 'true'
+  ANOMALY_THRESHOLD: '4'
+  ANOMALY_MIN_COST: '1.00'
   ALERT_WEBHOOK_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-webhook-urls)'
   ALERT_TEAMS_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-teams-urls)'
   ALERT_SLACK_URLS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-alert-slack-urls)'
   ENFORCEMENT_MODE: 'off'
   APIM_RESOURCE_ID: empty(effectiveApimName) ? '' : resourceId(effectiveApimResourceGroup, 'Microsoft.ApiManagement/service', effectiveApimName)
-  // Set to 'true' only after enabling App Service Authentication (Entra ID) on the app: it strips
-  // client-sent X-MS-CLIENT-PRINCIPAL* headers, so only then do they identify the caller.
-  ANOMALY_DETECTION: 'true'
-  ANOMALY_THRESHOLD: '4'
-  ANOMALY_MIN_COST: '1.00'
-  TRUST_APP_SERVICE_AUTH: 'false'
+  // 'true' only with App Service Authentication (Entra ID) on the app: it strips client-sent
+  // X-MS-CLIENT-PRINCIPAL* headers, so only then do they identify the caller.
+  TRUST_APP_SERVICE_AUTH: entraSignIn ? 'true' : 'false'
   // Optional; an unresolved reference (secret not created) falls back to a key derived from API_KEY.
   PAGE_TOKEN_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-page-token-secret)'
 }
@@ -263,6 +270,17 @@ module apiRoles 'app/role-assignments.bicep' = {
   }
 }
 
+// App Service Authentication (Entra ID), only with an Entra client id. It is in place before the
+// settings turn API_AUTH to entra (no function key): there is never a moment when the app trusts
+// principal headers that nothing in front of it has checked.
+module apiAuth 'app/api-auth.bicep' = if (entraSignIn) {
+  name: 'api-auth'
+  params: {
+    functionAppName: api.outputs.name
+    clientId: entraClientId
+  }
+}
+
 // App settings are applied after the identity has its roles, so the host's first start
 // can reach storage and resolve the Key Vault reference.
 module apiSettings 'app/api-settings.bicep' = {
@@ -276,6 +294,7 @@ module apiSettings 'app/api-settings.bicep' = {
   dependsOn: [
     apiRoles
     apimLogsWorkspace
+    apiAuth
   ]
 }
 
@@ -349,6 +368,8 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output AZURE_FUNCTION_APP_URI string = api.outputs.uri
+output CHARGEBACK_DASHBOARD_URL string = '${api.outputs.uri}/api/dashboard'
+output CHARGEBACK_API_AUTH string = appSettings.API_AUTH
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = api.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_TABLES_ENDPOINT string = appSettings.TABLES_ENDPOINT

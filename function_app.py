@@ -1,10 +1,12 @@
 """Azure Functions entry point: registers the HTTP API and the timer blueprints, nothing else."""
 
+import os
+
 import azure.functions as func
 
 from shared.errors import SettingError
 from shared.settings import Settings
-from shared.triggers import probe_timer, rollup_timer
+from shared.triggers import probe_timer, rollup_timer, sync_timers
 from shared.triggers.http_api import asgi_app
 
 
@@ -26,3 +28,6 @@ else:
     app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(rollup_timer.bp)
 app.register_functions(probe_timer.bp)
+# Off unless configured: registered only when DEPLOYMENT_SYNC_SCHEDULE / PRICE_SYNC_SCHEDULE is set.
+for sync_timer in sync_timers.configured(os.environ):
+    app.register_functions(sync_timer)

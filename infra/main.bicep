@@ -237,6 +237,16 @@ var appSettings = {
   TRUST_APP_SERVICE_AUTH: entraSignIn ? 'true' : 'false'
   // Optional; an unresolved reference (secret not created) falls back to a key derived from API_KEY.
   PAGE_TOKEN_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/chargeback-page-token-secret)'
+  // Deployment catalog and retail prices: the sync timers are registered only when their schedule is set.
+  AOAI_ACCOUNT_IDS: ''
+  ARM_ENDPOINT: environment().resourceManager
+  DEPLOYMENT_SYNC_SCHEDULE: ''
+  PRICE_SYNC_SCHEDULE: ''
+  PRICE_SYNC_REGION: ''
+  PRICE_SYNC_CURRENCY: 'USD'
+  RETAIL_PRICES_URL: 'https://prices.azure.com/api/retail/prices'
+  PTU_IDLE_COST: 'unallocated'
+  PTU_RESERVATIONS: ''
 }
 // ===========================================================================
 // END APP SETTINGS

@@ -12,12 +12,18 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature is used
     from shared.adapters.access_tables import AccessTableStore
     from shared.adapters.alert_outbox import AlertOutboxTable
+    from shared.adapters.deployment_tables import DeploymentTableStore
+    from shared.adapters.meter_price_tables import MeterPriceTableStore
     from shared.adapters.probe_tables import ProbeStore
     from shared.adapters.quota_tables import PriceTableStore, QuotaTableStore
+    from shared.adapters.rate_override_tables import RateOverrideTableStore
+    from shared.adapters.retail_prices import RetailPricesClient
     from shared.adapters.table_access import TableAccess
+    from shared.core.costing_rules import PtuPolicy
     from shared.ports import AlertChannel, SubscriptionControl
     from shared.services.alerts import AlertService
     from shared.services.costing import PriceCatalog
+    from shared.services.deployment_sync import DeploymentSyncService
     from shared.services.probe import IncidentNotifier, ProbeService
 
 
@@ -136,10 +142,60 @@ def price_overrides(settings: Settings, store: TableStore | None = None) -> Pric
 
 
 def price_catalog(settings: Settings, store: TableStore | None = None) -> PriceCatalog:
-    """PRICES_PATH (or the shipped default file) with the prices table laid over it."""
+    """The pricing in force: PRICES_PATH (or the shipped default file) with the prices table laid over
+    it (the fallback for uncatalogued deployments), the synced meter book over the shipped one, the
+    deployment catalog, negotiated rates and the PTU policy (PTU_IDLE_COST, PTU_RESERVATIONS)."""
     from shared.services.costing import PriceCatalog
 
-    return PriceCatalog(settings.prices_path, price_overrides(settings, store))
+    store = store or table_store(settings)
+    return PriceCatalog(settings.prices_path, price_overrides(settings, store),
+                        meters=meter_price_store(settings, store), deployments=deployment_store(settings, store),
+                        rate_overrides=rate_overrides(settings, store), ptu=ptu_policy(settings))
+
+
+def meter_price_store(settings: Settings, store: TableStore | None = None) -> MeterPriceTableStore:
+    """The synced retail meter book (``<prefix>meterprices``)."""
+    from shared.adapters.meter_price_tables import MeterPriceTableStore
+
+    return MeterPriceTableStore(feature_tables(settings, store))
+
+
+def deployment_store(settings: Settings, store: TableStore | None = None) -> DeploymentTableStore:
+    """The deployment catalog's versions (``<prefix>deployments``)."""
+    from shared.adapters.deployment_tables import DeploymentTableStore
+
+    return DeploymentTableStore(feature_tables(settings, store))
+
+
+def rate_overrides(settings: Settings, store: TableStore | None = None) -> RateOverrideTableStore:
+    """Negotiated rates per meter family (``<prefix>rateoverrides``)."""
+    from shared.adapters.rate_override_tables import RateOverrideTableStore
+
+    return RateOverrideTableStore(feature_tables(settings, store))
+
+
+def ptu_policy(settings: Settings) -> PtuPolicy:
+    """PTU_IDLE_COST and PTU_RESERVATIONS as the costing engine's policy."""
+    from shared.services.pricing_admin import ptu_policy_from
+
+    return ptu_policy_from(settings.ptu_idle_cost, settings.ptu_reservations)
+
+
+def deployment_sync_service(settings: Settings, store: TableStore | None = None,
+                            credential: Any | None = None, **client_options: Any) -> DeploymentSyncService:
+    """ARM (azure-mgmt-cognitiveservices, the app's credential: managed identity in Azure) -> the catalog."""
+    from shared.adapters.arm_deployments import ArmDeploymentSource
+    from shared.services.deployment_sync import DeploymentSyncService
+
+    source = ArmDeploymentSource(credential or azure_credential(), settings.arm_endpoint, **client_options)
+    return DeploymentSyncService(source, deployment_store(settings, store))
+
+
+def retail_prices_client(settings: Settings, feed_url: str | None = None) -> RetailPricesClient:
+    """The Retail Prices feed (RETAIL_PRICES_URL, or ``feed_url``): public, no credential."""
+    from shared.adapters.retail_prices import RetailPricesClient
+
+    return RetailPricesClient(feed_url or settings.retail_prices_url)
 
 
 def alert_outbox(settings: Settings, store: TableStore | None = None) -> AlertOutboxTable:

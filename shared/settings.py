@@ -277,6 +277,17 @@ def _page_token_key(settings: Settings, key: str, _: str | None) -> bytes:
     return hmac.new(secret.encode(), b"chargeback/page-token/v1", hashlib.sha256).digest()
 
 
+def _reservations(key: str, value: str | None) -> tuple[tuple[str, int, str, str, str], ...]:
+    """``deployment:ptus:term:price:start`` entries, checked for shape (the PTU policy builds them)."""
+    entries = []
+    for entry in comma_list(value or ""):
+        parts = [part.strip() for part in entry.split(":")]
+        if len(parts) != 5 or not parts[0] or parts[2] not in ("P1M", "P1Y"):
+            raise SettingError(key, f"expected deployment:ptus:P1M|P1Y:pricePerPtu:YYYY-MM-DD, got {entry!r}")
+        entries.append((parts[0], _whole_number(key, parts[1]), parts[2], parts[3], parts[4]))
+    return tuple(entries)
+
+
 class Settings:
     """Typed view over a string mapping; every attribute names its key when it fails."""
 
@@ -398,6 +409,34 @@ class Settings:
     page_token_key = Setting("PAGE_TOKEN_SECRET", None,
                              "Secret the usage API's continuation tokens are signed with (HMAC); unset = derived "
                              "from API_KEY.", _page_token_key, secret=True)
+
+    # -- deployment catalog, retail prices, provisioned throughput ----------------------------------------
+    aoai_account_ids = Setting("AOAI_ACCOUNT_IDS", None,
+                               "Comma-separated ARM ids of the Azure OpenAI accounts whose deployments `chargeback "
+                               "deployments sync` (and its timer) reads; empty = no sync.",
+                               lambda _, __, value: comma_list(value or ""))
+    arm_endpoint = Setting("ARM_ENDPOINT", "https://management.azure.com",
+                           "Azure Resource Manager endpoint of the deployment sync (sovereign clouds differ).", _url)
+    deployment_sync_schedule = Setting("DEPLOYMENT_SYNC_SCHEDULE", None,
+                                       "NCRONTAB schedule of the `deployment_sync` timer; empty = the timer is not "
+                                       "registered (off).", _optional_text)
+    price_sync_schedule = Setting("PRICE_SYNC_SCHEDULE", None,
+                                  "NCRONTAB schedule of the `price_sync` timer (Retail Prices feed); empty = the timer "
+                                  "is not registered (off).", _optional_text)
+    price_sync_region = Setting("PRICE_SYNC_REGION", None,
+                                "ARM region the price sync keeps (e.g. `eastus2`); empty = every region.",
+                                lambda _, __, value: (value or "").strip() or None)
+    price_sync_currency = Setting("PRICE_SYNC_CURRENCY", "USD",
+                                  "Currency of the price sync (the price file's currency is what costs use).", _text)
+    retail_prices_url = Setting("RETAIL_PRICES_URL", "https://prices.azure.com/api/retail/prices",
+                                "Retail Prices API endpoint (sovereign clouds, tests).", _url)
+    ptu_idle_cost = Setting("PTU_IDLE_COST", "unallocated",
+                            "Idle provisioned capacity: `unallocated` (an `unallocated-capacity` line per deployment) "
+                            "or `spread` (over the month's users, pro rata).", _choice("unallocated", "spread"))
+    ptu_reservations = Setting("PTU_RESERVATIONS", None,
+                               "PTU reservations, comma-separated `deployment:ptus:P1M|P1Y:pricePerPtu:YYYY-MM-DD` "
+                               "(price for the whole term; empty = list rate per PTU-hour).",
+                               lambda _, key, value: _reservations(key, value))
 
     def __init__(self, values: Mapping[str, str], base_dir: Path | None = None) -> None:
         self._values = dict(values)

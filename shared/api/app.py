@@ -19,6 +19,7 @@ from shared.api import (
     access_routes,
     anomaly_routes,
     dashboard_routes,
+    deployment_routes,
     docs_routes,
     pricing_routes,
     probe_routes,
@@ -38,8 +39,8 @@ from shared.errors import (
 __all__ = ["AppContext", "create_app"]  # AppContext is built by the Functions entry point, tools and tests
 
 log = logging.getLogger(__name__)
-ROUTERS = (usage_routes, probe_routes, pricing_routes, quota_routes, anomaly_routes, access_routes, dashboard_routes,
-           docs_routes)
+ROUTERS = (usage_routes, probe_routes, pricing_routes, deployment_routes, quota_routes, anomaly_routes, access_routes,
+           dashboard_routes, docs_routes)
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> JSONResponse:

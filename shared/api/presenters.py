@@ -10,12 +10,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 
 from shared.core.access import Scope
 from shared.core.alerting import alert_document
+from shared.core.costing_rules import Pricing
+from shared.core.meters import meter_price_record
 from shared.core.moments import iso
-from shared.core.pricing import Cost, PriceTable, money_text, sum_costs
+from shared.core.pricing import ZERO, Cost, PriceTable, money_text, sum_costs
 from shared.core.quotas import Quota, quota_json
+from shared.core.rate_overrides import override_json
 from shared.core.usage import COUNTER_NAMES, Counters, UsageRow, total
 from shared.errors import InvalidRequestError
 from shared.ports import OutboxEntry
@@ -65,7 +69,43 @@ def counters_json(counters: Counters) -> dict[str, object]:
 
 
 def cost_fields(cost: Cost, currency: str) -> dict[str, object]:
-    return {"cost": money_text(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens}
+    return {"cost": money_text(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens,
+            **cost_split(cost)}
+
+
+# The cost split: one column per meter kind, deployment type and cost basis (each sums to ``cost``).
+SPLIT_KINDS = {"costInput": ("input",), "costCachedInput": ("cached_input",), "costOutput": ("output",),
+               "costAudio": ("audio_input", "cached_audio_input", "audio_output"), "costCacheWrite": ("cache_write",),
+               "costPtu": ("ptu_hour",)}
+SPLIT_TYPES = {"costGlobal": "global", "costDataZone": "datazone", "costRegional": "regional",
+               "costUncatalogued": "uncatalogued"}
+SPLIT_BASES = {"costPayg": "payg", "costBatch": "batch", "costPtuAllocated": "ptu-allocated",
+               "costOverride": "override"}
+SPLIT_COLUMNS = (*SPLIT_KINDS, *SPLIT_TYPES, *SPLIT_BASES, "costBasis", "listCost", "priceAsOf", "uncatalogued",
+                 "unpricedMeters")
+
+
+def cost_split(cost: Cost) -> dict[str, object]:
+    """The split as flat fields (JSON and CSV alike): exact decimal text per column, ``costBasis`` the
+    bases present (``;``-joined), ``uncatalogued`` the deployments priced by model name."""
+    def total(values: Mapping[str, Decimal], keys: Iterable[str]) -> str:
+        return money_text(sum((values.get(key, ZERO) for key in keys), ZERO))
+
+    fields: dict[str, object] = {column: total(cost.by_kind, kinds) for column, kinds in SPLIT_KINDS.items()}
+    fields.update({column: total(cost.by_deployment_type, (kind,)) for column, kind in SPLIT_TYPES.items()})
+    fields.update({column: total(cost.by_basis, (basis,)) for column, basis in SPLIT_BASES.items()})
+    fields["costBasis"] = ";".join(basis for basis in SPLIT_BASES.values() if cost.by_basis.get(basis))
+    fields["listCost"] = money_text(cost.list_amount)
+    fields["priceAsOf"] = cost.price_as_of.isoformat() if cost.price_as_of else None
+    fields["uncatalogued"] = sorted(cost.uncatalogued)
+    fields["unpricedMeters"] = sorted(cost.unpriced_meters)
+    return fields
+
+
+def _cells(record: Mapping[str, object]) -> dict[str, object]:
+    """A JSON record as CSV cells: lists joined with ``;``."""
+    return {key: ";".join(str(v) for v in value) if isinstance(value, list) else value
+            for key, value in record.items()}
 
 
 # -- GET /api/usage -----------------------------------------------------------------------------------
@@ -107,8 +147,8 @@ def usage_csv(report: UsageReport) -> str:
     """Every row (CSV is never paged): period, the grouped key columns, counters, cost."""
     query = report.query
     columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
-               *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens"]
-    return csv_text(columns, (_grouped_row(row, query.group_by, report.currency) for row in report.rows))
+               *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens", *SPLIT_COLUMNS]
+    return csv_text(columns, (_cells(_grouped_row(row, query.group_by, report.currency)) for row in report.rows))
 
 
 def usage_csv_filename(report: UsageReport) -> str:
@@ -176,31 +216,38 @@ def summary_json(summary: SubscriptionSummary) -> dict[str, object]:
 # -- GET /api/chargeback, /api/prices -----------------------------------------------------------------
 CHARGEBACK_COLUMNS = ("month", "subscriptionId", "requests", "promptTokens", "cachedTokens", "completionTokens",
                       "totalTokens", "errorRequests", "unmeteredRequests", "cost", "currency", "unpricedTokens",
-                      "unpricedModels")
+                      "unpricedModels", "deployment", *SPLIT_COLUMNS)
 
 
-def _chargeback_line(subscription_id: str, counters: Counters, cost: Cost, currency: str) -> dict[str, object]:
+def _chargeback_line(subscription_id: str, counters: Counters, cost: Cost, currency: str,
+                     deployment: str = "") -> dict[str, object]:
     return {"subscriptionId": subscription_id, **_usage(counters), **cost_fields(cost, currency),
-            "unpricedModels": sorted(cost.unpriced_models)}
+            "unpricedModels": sorted(cost.unpriced_models), "deployment": deployment}
 
 
 def chargeback_json(report: Chargeback) -> dict[str, object]:
+    """Subscriptions' lines, then one ``unallocated-capacity`` line per provisioned deployment with
+    idle hours (its ``deployment`` named); ``priceAsOf``: the oldest price list the costs used."""
     currency = report.currency
     return {
         "month": report.month.strftime("%Y-%m"),
         "currency": currency,
         "priceSource": report.price_source,
-        "subscriptions": [_chargeback_line(ln.subscription_id, ln.counters, ln.cost, currency) for ln in report.lines],
+        "priceAsOf": report.price_as_of.isoformat() if report.price_as_of else None,
+        "ptuIdleCost": report.idle,
+        "subscriptions": [_chargeback_line(ln.subscription_id, ln.counters, ln.cost, currency, ln.deployment)
+                          for ln in report.lines],
         "totals": _chargeback_line("*", report.total_counters, report.total_cost, currency),
     }
 
 
 def chargeback_csv(report: Chargeback) -> str:
-    """One line per subscription; costs exact (unrounded), unpriced models joined with ``;``."""
+    """One line per subscription (and per deployment's idle capacity); costs exact (unrounded), lists
+    (unpriced models, uncatalogued deployments) joined with ``;``."""
     month = report.month.strftime("%Y-%m")
     return csv_text(CHARGEBACK_COLUMNS, (
-        {"month": month, **_chargeback_line(ln.subscription_id, ln.counters, ln.cost, report.currency),
-         "unpricedModels": ";".join(sorted(ln.cost.unpriced_models))} for ln in report.lines))
+        _cells({"month": month, **_chargeback_line(ln.subscription_id, ln.counters, ln.cost, report.currency,
+                                                   ln.deployment)}) for ln in report.lines))
 
 
 def chargeback_csv_filename(report: Chargeback) -> str:
@@ -216,6 +263,18 @@ def prices_json(table: PriceTable) -> dict[str, object]:
                     "cachedInput": money_text(p.cached_input), "output": money_text(p.output)}
                    for p in sorted(table.prices, key=lambda p: (p.model.lower(), p.effective_from))],
         "prefixRules": [{"prefix": r.prefix, "model": r.model} for r in table.prefix_rules],
+        "asOf": table.as_of.isoformat() if table.as_of else None,
+        **(_meter_prices(table) if isinstance(table, Pricing) else {}),
+    }
+
+
+def _meter_prices(pricing: Pricing) -> dict[str, object]:
+    """The retail meter book (feed over the shipped file), negotiated rates and the PTU idle rule."""
+    return {
+        "meters": {"asOf": pricing.meters_as_of.isoformat() if pricing.meters_as_of else None,
+                   "rows": [meter_price_record(row) for row in pricing.meters.rows] if pricing.meters else []},
+        "rateOverrides": [override_json(o) for o in pricing.overrides.all()],
+        "ptuIdleCost": pricing.ptu.idle,
     }
 
 

@@ -117,6 +117,9 @@ class Pricing(PriceTable):
                                                                   compare=False)
     _meter_moments: dict[str, list[datetime]] = field(default_factory=dict, init=False, repr=False,
                                                       compare=False)
+    # Results a caller may keep for the life of this pricing (one request): e.g. a month's PTU lines,
+    # which a paged report would otherwise recompute for every storage page.
+    memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from shared.core.cost_lines import UNALLOCATED_CAPACITY, CostLine
 from shared.core.costing_rules import Pricing, PtuPolicy, cost_of_lines, period_end, token_lines
@@ -134,6 +134,11 @@ class PriceCatalog:
         return Pricing.of(table, meters=book, meters_as_of=as_of, catalog=stored.deployments,
                           overrides=stored.overrides, ptu=self._ptu)
 
+    def refresh(self) -> None:
+        """Forget what was read from storage (after this process changed it: read again on next use)."""
+        self._stored_cache = None
+        self._overrides_cache = None
+
     def _stored(self, currency: str) -> _Stored:
         now = time.monotonic()
         cached = self._stored_cache
@@ -248,7 +253,11 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
             for month in _months(row.period_start, end):
                 wanted.setdefault(month, set()).add(row.key.deployment)
     for month, names in wanted.items():
-        for key, line in ptu_month_lines(repository, pricing, month, names):
+        slot = ("ptu-month-lines", month, frozenset(name_key(n) for n in names))
+        if slot not in pricing.memo:
+            pricing.memo[slot] = ptu_month_lines(repository, pricing, month, names)
+        month_lines = cast(list[KeyedLine], pricing.memo[slot])
+        for key, line in month_lines:
             if key is not None:
                 ptu_by_key.setdefault(key, []).append(line)
     costs = []

@@ -14,10 +14,11 @@ from decimal import Decimal
 
 from shared.core.alerting import _percent, crossed, forecast
 from shared.core.months import next_month
-from shared.core.pricing import Cost, PriceTable, row_cost, sum_costs
+from shared.core.pricing import Cost, PriceTable, sum_costs
 from shared.core.quotas import DEFAULT_SUBSCRIPTION, Period, Quota, QuotaBook
 from shared.core.usage import Counters, Granularity
 from shared.ports import QuotaRepository, UsageRepository
+from shared.services.costing import usage_costs
 
 TOP_MODELS = 10
 
@@ -79,7 +80,7 @@ def subscription_summary(repository: UsageRepository, prices: Callable[[], Price
     table = prices()
     end = next_month(month)
     rows = repository.read(subscription, Granularity.DAY, month, end)
-    costs = [row_cost(row, table) for row in rows]
+    costs = usage_costs(rows, repository, table)  # per meter of the deployment in force, PTU shares included
     counters = sum((row.counters for row in rows), Counters())
     cost = sum_costs(costs)
 

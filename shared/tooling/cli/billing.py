@@ -15,6 +15,7 @@ from shared.core.alerting import STATUSES
 from shared.core.months import parse_month
 from shared.core.pricing import Price, PriceFileError, price_from
 from shared.core.quotas import check_subscription_id, make_quota, parse_period, quota_json
+from shared.core.rate_overrides import RATE_KINDS
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
 from shared.tooling.cli.present import alert_lines, chargeback_csv, chargeback_text, price_lines, quota_lines
@@ -55,6 +56,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pdel = prices_sub.add_parser("delete", help="delete an override price")
     pdel.add_argument("model", help="model name of the override price")
     pdel.add_argument("--from", dest="effective_from", required=True, help="its effective date, YYYY-MM-DD")
+    psync = prices_sub.add_parser("sync", help="merge Azure's Retail Prices feed into the stored meter book")
+    psync.add_argument("--region", help="one ARM region (default: PRICE_SYNC_REGION, else every region)")
+    psync.add_argument("--currency", help="ISO currency (default: PRICE_SYNC_CURRENCY)")
+    psync.add_argument("--feed-url", help="Retail Prices endpoint (default: RETAIL_PRICES_URL)")
+    override = prices_sub.add_parser("override", help="negotiated rates per meter family (EA/MCA)")
+    override_sub = override.add_subparsers(dest="override_command", required=True)
+    oset = override_sub.add_parser("set", help="a discount and/or explicit rates (per 1M tokens) from a date")
+    oset.add_argument("--model", default="*", help="model as the catalog names it (gpt-4o), or * (default)")
+    oset.add_argument("--type", dest="deployment_type", default="*", help="global, datazone, regional or * (default)")
+    oset.add_argument("--from", dest="effective_from", required=True, help="effective date, YYYY-MM-DD (UTC)")
+    oset.add_argument("--discount", help="percent off every retail price of the family, e.g. 12.5")
+    for kind in RATE_KINDS:
+        oset.add_argument(f"--{kind.replace('_', '-')}", dest=f"rate_{kind}", help=f"{kind} price per 1M tokens")
+    oset.add_argument("--note", default="", help="e.g. the agreement it comes from")
+    override_sub.add_parser("list", help="every negotiated rate")
+    odel = override_sub.add_parser("delete", help="delete a negotiated rate")
+    odel.add_argument("--model", default="*", help="the rate's model, or * (default)")
+    odel.add_argument("--type", dest="deployment_type", default="*", help="the rate's deployment type, or * (default)")
+    odel.add_argument("--from", dest="effective_from", required=True, help="its effective date, YYYY-MM-DD")
 
     alerts = sub.add_parser("alerts", help="quota alerts in the outbox")
     alerts.set_defaults(run=_alerts)
@@ -105,6 +125,10 @@ def _quota(args: argparse.Namespace, settings: Settings) -> int:
 def _prices(args: argparse.Namespace, settings: Settings) -> int:
     from shared.composition import price_catalog, price_overrides
 
+    if args.prices_command == "sync":
+        return _price_sync(args, settings)
+    if args.prices_command == "override":
+        return _override(args, settings)
     if args.prices_command == "list":
         for line in price_lines(price_catalog(settings).current()):
             print(line)
@@ -125,6 +149,54 @@ def _prices(args: argparse.Namespace, settings: Settings) -> int:
     found = price_overrides(settings).delete_price(args.model, effective)
     print("deleted" if found else "no such override price")
     return 0 if found else 1
+
+
+def _price_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.composition import meter_price_store, retail_prices_client
+    from shared.services.price_sync import sync_prices
+
+    region = args.region or settings.price_sync_region
+    currency = (args.currency or settings.price_sync_currency).strip().upper()
+    try:
+        client = retail_prices_client(settings, args.feed_url)
+        result = sync_prices(client, meter_price_store(settings), region, currency, datetime.now(UTC))
+    except ValueError as exc:  # a malformed region, currency or URL, named by the client
+        raise InvalidRequestError("prices sync", str(exc)) from None
+    for failure in result.failures:
+        print(f"not parsed (not priced): {failure.meter_id} {failure.meter_name!r}: {failure.reason}")
+    for conflict in result.conflicts:
+        kept = conflict.kept
+        print(f"restated price kept as stored: {kept.key.text()} from {kept.effective_start:%Y-%m-%d}")
+    print(f"price sync ({region or 'every region'}, {currency}): {result.added} new price row(s), {result.unchanged} "
+          f"unchanged, {len(result.failures)} unparsed, {result.skipped} other items; generation {result.generation}")
+    return 0
+
+
+def _override(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.composition import rate_overrides
+    from shared.core.rate_overrides import RateOverrideError, make_override, override_json
+
+    store = rate_overrides(settings)
+    if args.override_command == "list":
+        overrides = store.list_overrides()
+        for entry in overrides:
+            print(json.dumps(override_json(entry)))
+        if not overrides:
+            print("no negotiated rates")
+        return 0
+    if args.override_command == "delete":
+        found = store.delete_override(args.model.strip().lower(), args.deployment_type.strip().lower(),
+                                      _date(args.effective_from))
+        print("deleted" if found else "no such negotiated rate")
+        return 0 if found else 1
+    rates = {kind: getattr(args, f"rate_{kind}") for kind in RATE_KINDS if getattr(args, f"rate_{kind}") is not None}
+    try:
+        entry = make_override(args.model, args.deployment_type, args.effective_from, args.discount, rates, args.note)
+    except RateOverrideError as exc:
+        raise InvalidRequestError("override", str(exc)) from None
+    store.put_override(entry)
+    print(f"negotiated rate set: {json.dumps(override_json(entry))}")
+    return 0
 
 
 def _date(text: str) -> date:

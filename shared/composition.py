@@ -103,6 +103,7 @@ def probe_service(settings: Settings, store: ProbeStore | None = None,
                   notifier: IncidentNotifier | None = None) -> ProbeService:
     """The synthetic probe through APIM (``openai`` client), results in Table Storage."""
     from shared.adapters.probe_client import OpenAIProber, ProbeTarget
+    from shared.services.instrumented import InstrumentedProber
     from shared.services.probe import ProbeService, modes_for
 
     target = ProbeTarget(endpoint=settings.probe_endpoint, api_version=settings.probe_api_version,
@@ -115,7 +116,7 @@ def probe_service(settings: Settings, store: ProbeStore | None = None,
         channels = alert_channels(settings)
         # No channel configured: the logged error is the alert (App Insights can alert on it).
         notifier = ChannelIncidentNotifier(channels) if channels else None
-    return ProbeService(OpenAIProber(target), store or probe_store(settings), notifier,
+    return ProbeService(InstrumentedProber(OpenAIProber(target)), store or probe_store(settings), notifier,
                         deployments=settings.probe_deployments, modes=modes_for(settings.probe_stream),
                         failure_threshold=settings.probe_failure_threshold,
                         budget_seconds=settings.probe_budget_seconds)
@@ -206,8 +207,10 @@ def alert_outbox(settings: Settings, store: TableStore | None = None) -> AlertOu
 
 def alert_channels(settings: Settings) -> list[AlertChannel]:
     from shared.adapters.webhooks import channels_from
+    from shared.services.instrumented import InstrumentedChannel
 
-    return list(channels_from(settings.alert_webhook_urls, settings.alert_teams_urls, settings.alert_slack_urls))
+    urls = (settings.alert_webhook_urls, settings.alert_teams_urls, settings.alert_slack_urls)
+    return [InstrumentedChannel(channel) for channel in channels_from(*urls)]  # a span per delivery
 
 
 def subscription_control(settings: Settings, credential: Any | None = None) -> SubscriptionControl | None:

@@ -20,6 +20,7 @@ from shared.core.usage import Counters, Granularity, UsageRow, merge, normalize_
 from shared.core.windows import Window, backfill_window, rollup_window, split
 from shared.ports import LogSource, UsageRepository, WatermarkRepository
 from shared.queries import load
+from shared.services import telemetry
 
 WATERMARK_NAME = "usage-rollup"
 USAGE_QUERIES = {"llmlog": "usage_by_subscription", "auto": "usage_by_subscription",
@@ -36,6 +37,8 @@ class RollupResult:
     derived_rows_written: int = 0
     seconds: float = 0.0
     watermark: datetime | None = None
+    requests: int = 0  # gateway requests in the rows read
+    unmetered_requests: int = 0  # ... of which without token counts
 
     def summary(self) -> str:
         if self.window is None:
@@ -117,28 +120,35 @@ class RollupService:
         declared = {param.name for param in declared_parameters(query.text)}
         options = {"usage_source": self.usage_source, **self.probe}
         extra = {name: value for name, value in options.items() if name in declared}
-        queries = rows_read = hourly_written = derived_written = 0
+        queries = rows_read = hourly_written = derived_written = requests = unmetered = 0
         months: set[tuple[str, datetime]] = set()
         for chunk in split(window, self.max_chunk):
-            records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end, **extra})
-            rows = usage_rows(records)
-            day_rows = self._derive_days(rows, chunk)
-            # One write for both: a subscription's hours and days share its partition, so they go
-            # in the same transactions (one round trip per subscription and chunk, not two).
-            self.usage.upsert(rows + day_rows)
-            hourly_written += len(rows)
-            derived_written += len(day_rows)
-            touched = touched_periods(day_rows, Granularity.MONTH)
-            if months_per_chunk:
-                derived_written += self._derive_months(touched)
-            else:
-                months |= touched
-            queries += 1
-            rows_read += len(records)
-            if chunk_done:
-                chunk_done(chunk)
+            with telemetry.span("rollup.chunk", {"chunk.start": chunk.start.isoformat(),
+                                                 "chunk.end": chunk.end.isoformat()}) as span:
+                records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end, **extra})
+                rows = usage_rows(records)
+                requests += sum(row.counters.requests for row in rows)
+                unmetered += sum(row.counters.unmetered_requests for row in rows)
+                day_rows = self._derive_days(rows, chunk)
+                # One write for both: a subscription's hours and days share its partition, so they go
+                # in the same transactions (one round trip per subscription and chunk, not two).
+                self.usage.upsert(rows + day_rows)
+                hourly_written += len(rows)
+                derived_written += len(day_rows)
+                touched = touched_periods(day_rows, Granularity.MONTH)
+                if months_per_chunk:
+                    derived_written += self._derive_months(touched)
+                else:
+                    months |= touched
+                queries += 1
+                rows_read += len(records)
+                span.set("rows_read", len(records))
+                span.set("hourly_rows_written", len(rows))
+                if chunk_done:
+                    chunk_done(chunk)
         derived_written += self._derive_months(months)
-        return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began)
+        return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began,
+                            requests=requests, unmetered_requests=unmetered)
 
     def _derive_days(self, hourly: list[UsageRow], chunk: Window) -> list[UsageRow]:
         """Day rows of the days ``hourly`` (the chunk's fresh hours, not yet written) touches.

@@ -52,11 +52,11 @@ class AzuriteProcess:
         if shutil.which("node") is None:
             raise StorageUnavailableError("Node.js is required to run Azurite locally")
         self.location.mkdir(parents=True, exist_ok=True)
-        log = (self.location / "azurite.log").open("ab")
-        self._process = subprocess.Popen(
-            [str(azurite_executable()), "--tableHost", self.host, "--tablePort", str(self.port),
-             "--location", str(self.location), "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with (self.location / "azurite.log").open("ab") as log:  # the child keeps its own descriptor
+            self._process = subprocess.Popen(
+                [str(azurite_executable()), "--tableHost", self.host, "--tablePort", str(self.port),
+                 "--location", str(self.location), "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not port_open(self.port, self.host):
             if self._process.poll() is not None:

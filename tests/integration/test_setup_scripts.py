@@ -48,7 +48,7 @@ def test_local_run_needs_no_apt_and_no_browser_the_test_command_installs_it() ->
         assert "apt" not in code and "chromium" not in code, script
     test_sh = (ROOT / "scripts" / "test.sh").read_text()
     assert test_sh.index("bash scripts/bootstrap.sh") < test_sh.index("bash scripts/install-chromium.sh") \
-        < test_sh.index("pytest")
+        < test_sh.index(".venv/bin/python -m pytest")
     assert "exec bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()  # CI gets chromium through it
     readme = (ROOT / "README.md").read_text()
     assert "bash scripts/local-run.sh\n" in readme and "bash scripts/test.sh\n" in readme

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.tables import TableStore
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature 
     from shared.services.alerts import AlertService
     from shared.services.costing import PriceCatalog
     from shared.services.deployment_sync import DeploymentSyncService
+    from shared.services.lag_watch import PipelineWatch, QuarantineCounter
     from shared.services.probe import IncidentNotifier, ProbeService
 
 
@@ -256,3 +260,52 @@ def access_store(settings: Settings, store: TableStore | None = None) -> AccessT
     from shared.adapters.access_tables import AccessTableStore
 
     return AccessTableStore(feature_tables(settings, store))
+
+# -- the pipeline watching itself: health, lag alerts, telemetry -----------------------------------
+def quarantine_counter(settings: Settings, store: TableStore | None = None) -> QuarantineCounter | None:
+    """The rows Table Storage refused, kept in ``<prefix>quarantine`` (counted by the usage store):
+    health, the status each run stores and the ``quarantined_rows`` metric report this count."""
+    return store or table_store(settings)
+
+
+def pipeline_watch(settings: Settings, store: TableStore | None = None,
+                   channels: list[AlertChannel] | None = None, **options: Any) -> PipelineWatch:
+    """Status of each run, pipeline gauges, and the lag alert (through the alert channels)."""
+    from shared.adapters.pipeline_state import OutboxBacklogTable, PipelineStateTable
+    from shared.services.lag_watch import ChannelLagNotifier, PipelineWatch
+
+    store = store or table_store(settings)
+    notifier = ChannelLagNotifier(alert_channels(settings) if channels is None else channels)
+    return PipelineWatch(store, PipelineStateTable(store), notifier, max_lag=settings.rollup_max_lag,
+                         backlog=OutboxBacklogTable(feature_tables(settings, store)),
+                         quarantine=quarantine_counter(settings, store), **options)
+
+
+def configure_telemetry(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Install the process's telemetry once: Application Insights when ``APPLICATIONINSIGHTS_CONNECTION_STRING``
+    is set (the Functions host sets it in Azure), console spans with ``TELEMETRY_CONSOLE=true``, else none.
+
+    Called by the triggers on their first invocation: the OpenTelemetry packages are imported here,
+    never at import time (cold start).  A broken exporter is logged and the pipeline runs without it.
+    """
+    global _telemetry_configured
+    from shared.services import telemetry
+
+    telemetry.attach_invocation_filter()
+    if _telemetry_configured:
+        return
+    _telemetry_configured = True
+    env = os.environ if environ is None else environ
+    connection_string = (env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or "").strip()
+    try:
+        console = settings.telemetry_console
+        if not connection_string and not console:
+            return
+        from shared.adapters.otel import azure_monitor, console_exporters
+
+        telemetry.install(azure_monitor(connection_string, env) if connection_string else console_exporters())
+    except Exception:  # telemetry must never stop the pipeline it reports on
+        logging.getLogger(__name__).exception("telemetry not configured; running without it")
+
+
+_telemetry_configured = False

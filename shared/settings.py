@@ -332,6 +332,13 @@ class Settings:
     rollup_max_chunk = Setting("ROLLUP_MAX_CHUNK_HOURS", "24",
                                "Longest time range one log query covers; longer windows are split.",
                                _hours(24 * 31))
+    rollup_max_lag = Setting("ROLLUP_MAX_LAG_MINUTES", "60",
+                             "Watermark lag beyond which /api/health says `degraded` (503) and one lag alert goes "
+                             "out (recovery when it catches up).", lambda s, k, v: timedelta(minutes=_positive_int(
+                                 7 * 24 * 60)(s, k, v)))
+    telemetry_console = Setting("TELEMETRY_CONSOLE", "false",
+                                "`true`: print spans and metrics on the console (local runs; Azure sends them to "
+                                "Application Insights when its connection string is set).", _flag, local_only=True)
     # -- report API ---------------------------------------------------------------------------------------
     api_auth = Setting("API_AUTH", "apikey",
                        "`functionkey` (Azure Functions keys guard the API), `apikey` (`x-api-key` header) or "

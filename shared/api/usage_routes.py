@@ -11,7 +11,7 @@ from shared.api import presenters
 from shared.api.deps import CallerScope, Context, Now, Prices, Quotas, TokenKey, UsageStore
 from shared.core.months import MONTH_PATTERN, parse_month
 from shared.core.quotas import MAX_SUBSCRIPTION_ID, check_subscription_id
-from shared.services.health import storage_reachable
+from shared.services.health import pipeline_health
 from shared.services.report import MAX_PAGE_SIZE
 from shared.services.summary import subscription_summary
 from shared.services.usage_report import UsageRequest, usage_report
@@ -26,12 +26,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-@router.get("/api/health", summary="Liveness and storage reachability")
+@router.get("/api/health", summary="Storage reachability and rollup lag: 200 ok, 503 degraded or unavailable")
 def health(context: Context) -> JSONResponse:
-    # the store is built inside the check: one that cannot be built is "unavailable" too
-    if not storage_reachable(lambda: context.store):
-        return JSONResponse({"status": "degraded", "storage": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok", "storage": "ok"})
+    from shared.adapters.pipeline_state import PipelineStateTable  # first health request only
+
+    # stores are built inside the check: one that cannot be built is "unavailable" too
+    report = pipeline_health(lambda: context.tables, lambda: PipelineStateTable(context.tables),
+                             context.settings.rollup_max_lag, context.clock())
+    return JSONResponse(report.document(), status_code=report.http_status)
 
 
 @router.get("/api/usage", summary="Token usage and cost per period, grouped by subscription, model, ...",

@@ -142,7 +142,10 @@ def test_storage_down_is_503_without_internals(settings: Settings, azurite) -> N
 
 
 def test_health_and_openapi(settings: Settings) -> None:
-    assert get(settings, "/api/health").json() == {"status": "ok", "storage": "ok"}
+    # a fresh store: no rollup has run yet, so nothing lags (tests/integration/test_pipeline_watch.py: the rest)
+    assert get(settings, "/api/health").json() == {
+        "status": "ok", "storage": "ok", "lastSuccessfulRollup": None, "lastRun": None, "watermark": None,
+        "watermarkLagSeconds": None, "maxLagMinutes": 60, "outboxBacklog": None, "quarantinedRows": None}
     schema = get(settings, "/api/openapi.json").json()
     assert "/api/usage" in schema["paths"] and "/api/health" in schema["paths"]
     params = {p["name"] for p in schema["paths"]["/api/usage"]["get"]["parameters"]}

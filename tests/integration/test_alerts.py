@@ -9,7 +9,6 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 
 from shared.adapters.apim_management import ArmSubscriptionControl, DryRunSubscriptionControl
 from shared.composition import alert_outbox, alert_service, quota_store, subscription_control, table_store
-from shared.core.alerting import FORECAST_MIN_ELAPSED, forecast, forecast_due
 from shared.core.quotas import make_quota
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 from shared.errors import AlertRunError, EnforcementError
@@ -26,50 +24,12 @@ from shared.settings import Settings
 from shared.tooling.cli import main
 from tests.billing_support import Receiver, call, expected_cost, with_prices
 from tests.conftest import process_environment
+from tests.fakes import FakeClock, FakeControl, FakeCredential
 
 APIM_ID = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim1"
-S, E = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
-
-
-# -- forecast math (pure) ---------------------------------------------------------------------------
-def test_forecast_projects_the_average_burn_rate() -> None:
-    # half the quota used in the first 10 of 30 days: 150 % by the end, 100 % reached on day 20
-    result = forecast(Fraction(1, 2), S, E, datetime(2026, 11, 11, tzinfo=UTC))
-    assert result is not None
-    assert result.projected_share == Fraction(3, 2)
-    assert result.reaches_limit_at == datetime(2026, 11, 21, tzinfo=UTC)
-    # a day period: 30 % by 06:00 -> 120 % at midnight, 100 % at 20:00
-    day = datetime(2026, 11, 5, tzinfo=UTC)
-    result = forecast(Fraction(3, 10), day, day + timedelta(days=1), day + timedelta(hours=6))
-    assert result is not None and result.projected_share == Fraction(6, 5)
-    assert result.reaches_limit_at == day + timedelta(hours=20)
-
-
-def test_forecast_alert_rule() -> None:
-    t = datetime(2026, 11, 11, tzinfo=UTC)  # a third of November
-    assert forecast_due(Fraction(1, 2), S, E, t) is not None
-    assert forecast_due(Fraction(1, 3), S, E, t) is None  # exactly 100 % at the end: not *before* it
-    assert forecast_due(Fraction(1, 3) + Fraction(1, 10**9), S, E, t) is not None
-    assert forecast_due(Fraction(1), S, E, t) is None  # already at 100 %: the threshold alert covers it
-    assert forecast_due(Fraction(0), S, E, t) is None
-    early = S + (E - S) * 0.09  # 9 % of the period: too early to extrapolate
-    assert Fraction(1, 10) == FORECAST_MIN_ELAPSED
-    assert forecast_due(Fraction(1, 2), S, E, early) is None
-    assert forecast_due(Fraction(1, 2), S, E, S + (E - S) / 10) is not None
-    assert forecast(Fraction(1, 2), S, E, E) is None and forecast(Fraction(1, 2), S, E, S) is None
-    low = forecast(Fraction(1, 10), S, E, t)
-    assert low is not None and low.projected_share == Fraction(3, 10) and low.reaches_limit_at is None
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
@@ -90,7 +50,7 @@ def set_day(settings: Settings, sub: str, day: int, tokens: int, model: str = "a
     table_store(settings).upsert([row])
 
 
-def service(settings: Settings, clock: Clock, sleeps: list[float] | None = None, **kwargs: Any) -> AlertService:
+def service(settings: Settings, clock: FakeClock, sleeps: list[float] | None = None, **kwargs: Any) -> AlertService:
     return alert_service(settings, clock=clock, sleep=(sleeps if sleeps is not None else []).append,
                          backoff=timedelta(seconds=1), **kwargs)
 
@@ -105,7 +65,7 @@ def test_thresholds_fire_once_each_over_several_rollups(billing: Settings, recei
     settings = billing.with_overrides(ALERT_WEBHOOK_URLS=receiver.url("/hook"))
     quota_store(settings).put(make_quota("team-a", "month", 1_000_000))
     quota_store(settings).put(make_quota("*", "month", None, "1.00"))  # default, by cost (EUR)
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))  # late in the month: no forecast in play
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))  # late in the month: no forecast in play
     steps: list[tuple[list[tuple[str, int, int]], list[tuple[str, str, Any]]]] = [
         ([("team-a", 3, 400_000)], []),  # 40 %: below every threshold
         ([("team-a", 3, 500_000)], [("team-a", "month", 50)]),  # exactly 50 %
@@ -143,7 +103,7 @@ def test_forecast_alert_once_per_period(billing: Settings, receiver: Receiver) -
     quota_store(settings).put(make_quota("team-c", "month", 1_000_000))
     set_day(settings, "team-c", 2, 400_000)
     # data up to Nov 11 12:00: 40 % in 10.5 of 30 days -> 114.3 %, 100 % on Nov 1 + 26.25 days
-    clock = Clock(datetime(2026, 11, 11, 12, 5, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 11, 12, 5, tzinfo=UTC))
     service(settings, clock).run()
     [body] = receiver.bodies("/hook")
     assert body["kind"] == "forecast" and body["threshold"] == 100
@@ -177,7 +137,7 @@ def test_crash_between_record_and_send_is_delivered_once_later(billing: Settings
     settings = billing.with_overrides(ALERT_WEBHOOK_URLS=receiver.url("/hook"))
     quota_store(settings).put(make_quota("team-a", "month", 1_000_000))
     set_day(settings, "team-a", 3, 850_000)  # 50 % and 80 % due
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
     from shared.composition import alert_channels
 
     real = alert_channels(settings)
@@ -206,7 +166,7 @@ def test_channel_payloads_and_a_failing_channel(billing: Settings, receiver: Rec
     receiver.status["/slack-down"] = 503
     quota_store(settings).put(make_quota("team-a", "month", 1_000_000, "100"))
     set_day(settings, "team-a", 3, 900_000)  # 90 % of the token limit
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
     sleeps: list[float] = []
     with caplog.at_level(logging.DEBUG):
         result = service(settings, clock, sleeps).run()
@@ -263,7 +223,7 @@ def test_not_retried_on_a_client_error_and_given_up_after_max_rounds(billing: Se
     receiver.status["/gone"] = 404
     quota_store(settings).put(make_quota("team-a", "month", 100))
     set_day(settings, "team-a", 3, 60)
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
     for _ in range(7):
         service(settings, clock, max_rounds=3).run()
         clock.now += timedelta(minutes=15)
@@ -275,7 +235,7 @@ def test_not_retried_on_a_client_error_and_given_up_after_max_rounds(billing: Se
 def test_no_channel_configured_keeps_alerts_pending(billing: Settings, receiver: Receiver) -> None:
     quota_store(billing).put(make_quota("team-a", "month", 100))
     set_day(billing, "team-a", 3, 60)
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
     result = service(billing, clock).run()
     assert result.recorded == 1 and result.waiting == 1 and result.errors == []
     later = service(billing.with_overrides(ALERT_WEBHOOK_URLS=receiver.url("/hook")), clock).run()
@@ -283,19 +243,6 @@ def test_no_channel_configured_keeps_alerts_pending(billing: Settings, receiver:
 
 
 # -- enforcement ------------------------------------------------------------------------------------
-class FakeControl:
-    """Hand-written fake of the SubscriptionControl port: records calls, fails on request."""
-
-    def __init__(self, failing: set[str] | None = None) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.failing = failing or set()
-
-    def set_state(self, subscription_id: str, state: str) -> None:
-        if subscription_id in self.failing:
-            raise EnforcementError(f"APIM subscription {subscription_id}: ARM answered HTTP 500")
-        self.calls.append((subscription_id, state))
-
-
 def test_enforcement_suspends_at_100_and_reactivates(billing: Settings) -> None:
     settings = billing.with_overrides(ENFORCEMENT_MODE="on", APIM_RESOURCE_ID=APIM_ID)
     quota_store(settings).put(make_quota("*", "day", 1_000))
@@ -305,7 +252,7 @@ def test_enforcement_suspends_at_100_and_reactivates(billing: Settings) -> None:
     set_day(settings, "team-c", 28, 500)  # under
     set_day(settings, "unattributed", 28, 10**6)  # never enforced
     fake = FakeControl(failing={"team-x"})
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
     result = service(settings, clock, control=fake).run()
     assert fake.calls == [("team-a", "suspended"), ("team-b", "suspended")]
     assert result.suspended == ["team-a", "team-b"]
@@ -334,7 +281,7 @@ def test_enforcement_dry_run_only_logs(billing: Settings, caplog: pytest.LogCapt
     assert isinstance(subscription_control(on, credential=object()), ArmSubscriptionControl)
     quota_store(settings).put(make_quota("*", "day", 1_000))
     set_day(settings, "team-a", 28, 1_500)
-    clock = Clock(datetime(2026, 11, 28, 12, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 28, 12, tzinfo=UTC))
     with caplog.at_level(logging.WARNING):
         service(settings, clock).run()
         service(settings, clock).run()
@@ -344,17 +291,8 @@ def test_enforcement_dry_run_only_logs(billing: Settings, caplog: pytest.LogCapt
     assert caplog.text.count("would set APIM subscription team-a to active") == 1
 
 
-class FakeCredential:
-    def __init__(self) -> None:
-        self.scopes: list[str] = []
-
-    def get_token(self, scope: str) -> Any:
-        self.scopes.append(scope)
-        return type("Token", (), {"token": "arm-token"})()
-
-
 def test_arm_adapter_request(receiver: Receiver) -> None:
-    credential = FakeCredential()
+    credential = FakeCredential("arm-token")
     control = ArmSubscriptionControl(APIM_ID, credential, endpoint=receiver.url(""))
     control.set_state("team a/1", "suspended")
     method, path, headers, body = receiver.requests[0]
@@ -362,7 +300,7 @@ def test_arm_adapter_request(receiver: Receiver) -> None:
     assert path == f"{APIM_ID}/subscriptions/team%20a%2F1?api-version=2022-08-01"
     assert body == {"properties": {"state": "suspended"}}
     assert headers["Authorization"] == "Bearer arm-token" and headers["If-Match"] == "*"
-    assert credential.scopes == ["https://management.azure.com/.default"]
+    assert credential.scopes == [("https://management.azure.com/.default",)]
     receiver.status[f"{APIM_ID}/subscriptions/missing"] = 404
     with pytest.raises(EnforcementError, match="not found"):
         control.set_state("missing", "active")

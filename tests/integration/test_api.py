@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -14,6 +17,8 @@ from shared.composition import table_store
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
 from shared.settings import Settings
 from tests.conftest import TEST_API_KEY
+
+T = TypeVar("T")
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -45,9 +50,7 @@ def seeded(settings: Settings) -> Settings:
     return settings
 
 
-def run_async(coro):  # type: ignore[no-untyped-def]
-    import asyncio
-
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
@@ -58,7 +61,7 @@ def get(settings: Settings, path: str, **params: object) -> httpx.Response:
                                      headers={"x-api-key": TEST_API_KEY}) as c:
             return await c.get(path, params=params)  # type: ignore[arg-type]
 
-    return run_async(call())  # type: ignore[no-any-return]
+    return run_async(call())
 
 
 def test_daily_report_for_one_subscription(seeded: Settings) -> None:

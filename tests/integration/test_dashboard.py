@@ -4,19 +4,14 @@ chart.js vendored at install time (bootstrap, azd prepackage), deployed, and a c
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from shared.api import dashboard_routes
 from shared.settings import Settings
-from tests.integration.test_infra import funcignored
+from tests.unit.test_dashboard_assets import ROOT
 from tests.usage_support import Api
-
-ROOT = Path(__file__).resolve().parents[2]
-STATIC = ROOT / "shared" / "api" / "static"
-URL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE)
 
 
 def test_page_is_served_with_a_strict_policy(settings: Settings) -> None:
@@ -29,13 +24,6 @@ def test_page_is_served_with_a_strict_policy(settings: Settings) -> None:
     assert 'data-auth="apikey"' in html and "{{" not in html
     assert 'src="dashboard/assets/chart.umd.min.js"' in html and 'src="dashboard/assets/dashboard.js"' in html
     assert "<script>" not in html and " style=" not in html  # no inline script or style (the CSP forbids them)
-
-
-def test_nothing_is_loaded_from_the_internet() -> None:
-    for name in ("dashboard.html", "dashboard.css", "dashboard.js"):
-        text = (STATIC / name).read_text(encoding="utf-8")
-        assert not URL.findall(text), f"{name} names an external URL: {URL.findall(text)}"
-        assert "@import" not in text and "@font-face" not in text and "fonts.googleapis" not in text
 
 
 def test_function_key_is_passed_on_to_every_asset(settings: Settings) -> None:
@@ -79,20 +67,3 @@ def test_missing_chart_js_is_503_saying_how_to_fix_it(settings: Settings, tmp_pa
     assert "scripts/bootstrap.sh" in response.json()["error"]["message"]
 
 
-def test_vendored_asset_is_installed_ignored_by_git_and_deployed() -> None:
-    vendored = "shared/api/static/vendor/chart.umd.min.js"
-    assert not funcignored(vendored) and not funcignored("shared/api/static/dashboard.js")
-    assert "shared/api/static/vendor/" in (ROOT / ".gitignore").read_text().splitlines()
-    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
-    assert bootstrap.index("npm ci") < bootstrap.index("bash scripts/vendor-assets.sh")
-    assert "command -v chromium" in bootstrap and "apt-get install -y" in bootstrap
-    assert "--no-install-recommends chromium" in bootstrap
-    vendor_script = (ROOT / "scripts" / "vendor-assets.sh").read_text()
-    assert "node_modules/chart.js/dist/chart.umd.min.js" in vendor_script and vendored in vendor_script
-    azure = (ROOT / "azure.yaml").read_text()
-    hook = "hooks:\n  prepackage:\n    posix:\n      shell: sh\n      run: bash scripts/vendor-assets.sh\n"
-    assert hook in azure
-    package = json.loads((ROOT / "package.json").read_text())["devDependencies"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", package["playwright-core"])  # pinned exactly
-    lock = json.loads((ROOT / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/playwright-core"]["version"] == package["playwright-core"]

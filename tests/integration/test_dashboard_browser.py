@@ -130,7 +130,9 @@ def money(value: str) -> str:
 def test_dashboard_in_headless_chromium(served: tuple[str, Settings, datetime]) -> None:
     _require_browser()
     base, _, today = served
-    day = lambda offset: (today - timedelta(days=offset)).date().isoformat()  # noqa: E731
+    def day(offset: int) -> str:
+        return (today - timedelta(days=offset)).date().isoformat()
+
     first_range, second_range = (day(13), day(0)), (day(4), day(0))
     SCREENSHOT.parent.mkdir(exist_ok=True)
     options = {"base": base, "key": TEST_API_KEY, "from": first_range[0], "to": first_range[1],

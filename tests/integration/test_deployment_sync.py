@@ -14,7 +14,6 @@ import json
 import re
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,28 +22,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from shared.adapters.arm_deployments import ArmDeploymentSource
 from shared.adapters.deployment_tables import MemoryDeploymentStore
 from shared.core.deployments import AccountIdError, DeploymentCatalog
 from shared.services.deployment_sync import DeploymentSyncService
+from tests.fakes import FakeClock, FakeCredential
 
 SUB = "00000000-0000-0000-0000-000000000001"
 ACCOUNT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/aoai-swc"
 OTHER_ID = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/aoai-missing"
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
-
-
-class FakeCredential:
-    """Static token: the ARM policy gets a bearer token without any identity endpoint."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken("fake", int(time.time()) + 3600)
 
 
 def deployment_json(name: str, sku: str, capacity: int, model: str = "gpt-4o",
@@ -145,17 +133,9 @@ def arm(tmp_path: Path) -> Iterator[tuple[FakeArm, Path]]:
         server.server_close()
 
 
-class Clock:
-    def __init__(self, moment: dt.datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> dt.datetime:
-        return self.moment
-
-
-def service(fake: FakeArm, cert: Path, store: MemoryDeploymentStore, clock: Clock,
+def service(fake: FakeArm, cert: Path, store: MemoryDeploymentStore, clock: FakeClock,
             credential: FakeCredential | None = None) -> DeploymentSyncService:
-    source = ArmDeploymentSource(credential or FakeCredential(), fake.base, connection_verify=str(cert),
+    source = ArmDeploymentSource(credential or FakeCredential("fake"), fake.base, connection_verify=str(cert),
                                  retry_total=0)
     return DeploymentSyncService(source, store, clock)
 
@@ -165,7 +145,7 @@ def test_sync_reads_every_page_and_is_idempotent(arm: tuple[FakeArm, Path]) -> N
     fake.pages = [[deployment_json("gpt-4o", "GlobalStandard", 50)],
                   [deployment_json("GPT-4o-PTU", "DataZoneProvisionedManaged", 100),
                    deployment_json("gpt-5-batch", "GlobalBatch", 1000, "gpt-5", "2025-08-07")]]
-    store, clock, credential = MemoryDeploymentStore(), Clock(T0), FakeCredential()
+    store, clock, credential = MemoryDeploymentStore(), FakeClock(T0), FakeCredential("fake")
 
     report = service(fake, cert, store, clock, credential).sync([ACCOUNT_ID])
 
@@ -188,7 +168,7 @@ def test_sync_reads_every_page_and_is_idempotent(arm: tuple[FakeArm, Path]) -> N
     assert any("$skipToken=1" in p for p in paths) and all(auth == "Bearer fake" for _, auth in fake.requests)
     assert credential.scopes and credential.scopes[0] == ("https://management.azure.com/.default",)
 
-    clock.moment = T0 + dt.timedelta(hours=1)
+    clock.now = T0 + dt.timedelta(hours=1)
     again = service(fake, cert, store, clock).sync([ACCOUNT_ID])
     assert again.added == () and again.unchanged == 3 and len(store.all()) == 3
 
@@ -196,11 +176,11 @@ def test_sync_reads_every_page_and_is_idempotent(arm: tuple[FakeArm, Path]) -> N
 def test_sku_or_ptu_change_is_a_new_version_from_sync_time(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
     fake.pages = [[deployment_json("chat", "GlobalStandard", 50), deployment_json("ptu", "ProvisionedManaged", 50)]]
-    store, clock = MemoryDeploymentStore(), Clock(T0)
+    store, clock = MemoryDeploymentStore(), FakeClock(T0)
     service(fake, cert, store, clock).sync([ACCOUNT_ID])
 
     changed_at = T0 + dt.timedelta(days=3, minutes=17)
-    clock.moment = changed_at
+    clock.now = changed_at
     fake.pages = [[deployment_json("chat", "GlobalProvisionedManaged", 15),
                    deployment_json("ptu", "ProvisionedManaged", 75)]]
     report = service(fake, cert, store, clock).sync([ACCOUNT_ID])
@@ -218,24 +198,24 @@ def test_sku_or_ptu_change_is_a_new_version_from_sync_time(arm: tuple[FakeArm, P
 def test_deployment_gone_from_its_account_is_recorded_deleted(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
     fake.pages = [[deployment_json("keep", "GlobalStandard", 10), deployment_json("ptu", "ProvisionedManaged", 50)]]
-    store, clock = MemoryDeploymentStore(), Clock(T0)
+    store, clock = MemoryDeploymentStore(), FakeClock(T0)
     service(fake, cert, store, clock).sync([ACCOUNT_ID])
 
-    clock.moment = T0 + dt.timedelta(hours=5)
+    clock.now = T0 + dt.timedelta(hours=5)
     fake.pages = [[deployment_json("keep", "GlobalStandard", 10)]]
     report = service(fake, cert, store, clock).sync([ACCOUNT_ID])
 
     assert [(r.name, r.deleted) for r in report.added] == [("ptu", True)]
     catalog = DeploymentCatalog(store.all())
-    assert catalog.in_force("ptu", clock.moment) is None
-    assert catalog.in_force("ptu", clock.moment - dt.timedelta(seconds=1)) is not None
+    assert catalog.in_force("ptu", clock.now) is None
+    assert catalog.in_force("ptu", clock.now - dt.timedelta(seconds=1)) is not None
     assert service(fake, cert, store, clock).sync([ACCOUNT_ID]).added == ()
 
 
 def test_unreachable_account_is_reported_and_deletes_nothing(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
     fake.pages = [[deployment_json("ptu", "ProvisionedManaged", 50)]]
-    store, clock = MemoryDeploymentStore(), Clock(T0)
+    store, clock = MemoryDeploymentStore(), FakeClock(T0)
     service(fake, cert, store, clock).sync([ACCOUNT_ID])
 
     report = service(fake, cert, store, clock).sync([OTHER_ID, ACCOUNT_ID])
@@ -247,7 +227,7 @@ def test_unreachable_account_is_reported_and_deletes_nothing(arm: tuple[FakeArm,
 def test_unknown_sku_is_kept_and_reported(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
     fake.pages = [[deployment_json("odd", "FancyNewProvisioned", 30)]]
-    report = service(fake, cert, MemoryDeploymentStore(), Clock(T0)).sync([ACCOUNT_ID])
+    report = service(fake, cert, MemoryDeploymentStore(), FakeClock(T0)).sync([ACCOUNT_ID])
 
     (unknown,) = report.unknown_skus
     assert unknown.sku == "FancyNewProvisioned" and unknown.ptus is None and unknown.kind is None
@@ -258,5 +238,5 @@ def test_malformed_account_id_fails_before_any_call(arm: tuple[FakeArm, Path]) -
     fake, cert = arm
     bad = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.Storage/storageAccounts/x"
     with pytest.raises(AccountIdError, match=re.escape(repr(bad))):
-        service(fake, cert, MemoryDeploymentStore(), Clock(T0)).sync([ACCOUNT_ID, bad])
+        service(fake, cert, MemoryDeploymentStore(), FakeClock(T0)).sync([ACCOUNT_ID, bad])
     assert fake.requests == []

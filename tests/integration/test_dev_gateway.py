@@ -30,7 +30,6 @@ from shared.tooling.dev_gateway import (
     Faults,
     GatewayConfig,
     chat_prompt_tokens,
-    split_messages,
 )
 
 API_VERSION = "2024-10-21"
@@ -261,15 +260,6 @@ def test_loopback_only_and_config_file(tmp_path: Path, workspace: Path) -> None:
     default = GatewayConfig.default()
     assert len([k for k in default.keys if k != PROBE_KEY]) == 3  # three team keys + the probe's own
     assert GatewayConfig.from_dict(default.to_dict()) == default
-
-
-def test_split_messages_keeps_every_byte() -> None:
-    messages = [{"role": "user", "content": "é" * 10 + "abc"}, {"role": "assistant", "content": "xyz"}]
-    pieces = split_messages(messages, 7)
-    assert all(sum(len(m["content"].encode()) for m in piece) <= 7 for piece in pieces)
-    joined = [(m["role"], m["content"]) for piece in pieces for m in piece]
-    assert "".join(c for r, c in joined if r == "user") == "é" * 10 + "abc"
-    assert "".join(c for r, c in joined if r == "assistant") == "xyz"
 
 
 def test_slow_stream_fault(gateway: DevGateway) -> None:

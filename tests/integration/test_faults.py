@@ -22,7 +22,8 @@ from shared.tooling.azurite_process import AzuriteProcess
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END, make_settings
 from tests.expected import expected_hourly, rollup_to
-from tests.integration.test_log_analytics import ROW, FakeCredential, FakeWorkspace, table
+from tests.fakes import FakeCredential
+from tests.integration.test_log_analytics import ROW, FakeWorkspace, table
 from tests.integration.test_log_analytics import workspace as workspace
 from tests.integration.test_rollup import stored, write_workspace
 

@@ -6,8 +6,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any
 
 import azure.functions as func
 import pytest
@@ -18,14 +16,7 @@ from shared.core.usage import Granularity
 from shared.settings import Settings
 from shared.tooling.demo.demo_run import write_demo_workspace
 from tests.conftest import TEST_API_KEY, process_environment
-
-
-@cache
-def functions() -> dict[str, Any]:
-    # Indexing twice in one process fails ("not a unique function name"): index once.
-    import function_app
-
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+from tests.functions_support import functions
 
 
 @pytest.fixture
@@ -33,18 +24,6 @@ def app_environment(settings: Settings) -> Iterator[Settings]:
     """The function reads its settings from the process environment, as in Azure."""
     with process_environment(settings):
         yield settings
-
-
-def test_indexed_bindings() -> None:
-    fns = functions()
-    assert set(fns) == {"rollup", "probe", "http_app_func"}
-    probe = fns["probe"].get_bindings_dict()["bindings"][0]
-    assert probe["type"] == "timerTrigger" and probe["schedule"] == "%PROBE_SCHEDULE%"
-    timer = fns["rollup"].get_bindings_dict()["bindings"][0]
-    assert timer["type"] == "timerTrigger" and timer["schedule"] == "%ROLLUP_SCHEDULE%"
-    assert timer["runOnStartup"] is False
-    http = fns["http_app_func"].get_bindings_dict()["bindings"][0]
-    assert http["type"] == "httpTrigger" and str(http["authLevel"].value) == "function"
 
 
 def test_timer_rolls_up_into_tables(app_environment: Settings, caplog: pytest.LogCaptureFixture) -> None:

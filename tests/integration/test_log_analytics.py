@@ -11,19 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from shared.adapters.log_analytics import LogAnalyticsSource
 from shared.errors import LogSourceError, PartialResultError, QueryContractError
 from shared.queries import USAGE_COLUMNS, load
+from tests.fakes import FakeCredential
 
 START = datetime(2026, 11, 25, 10, tzinfo=UTC)
 END = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-
-class FakeCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("fake-token", int(time.time()) + 3600)
 
 
 class FakeWorkspace(ThreadingHTTPServer):

@@ -9,11 +9,11 @@ import pytest
 
 from shared.adapters import local_workspace
 from shared.core.kql import declared_parameters
-from shared.queries import CONTRACTS, QUERIES_DIR, load
+from shared.queries import CONTRACTS, QUERIES_DIR
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
+from tests.unit.test_query_files import QUERY_FILES
 
-QUERY_FILES = sorted(p for p in QUERIES_DIR.rglob("*.kql") if "schemas" not in p.parts)
 SAMPLE_VALUES: dict[str, object] = {
     "datetime": DEMO_END, "string": "team-search", "long": 1, "int": 1, "real": 1.0, "bool": True,
 }
@@ -38,10 +38,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, traffic: demo_data.DemoT
     return path
 
 
-def test_there_are_queries() -> None:
-    assert QUERY_FILES, "no .kql files found"
-
-
 @pytest.mark.parametrize("path", QUERY_FILES, ids=lambda p: str(p.relative_to(QUERIES_DIR)))
 def test_query_runs_on_local_engine(path: Path, workspace: Path) -> None:
     text = path.read_text()
@@ -62,11 +58,6 @@ def test_query_runs_on_local_engine(path: Path, workspace: Path) -> None:
     if contract:
         assert list(contract) == columns, "result columns differ from the code's contract"
         assert rows, "the demo workspace has traffic in this window"
-
-
-def test_contract_queries_load() -> None:
-    for name in CONTRACTS:
-        assert load(name).columns == CONTRACTS[name]
 
 
 def test_reference_token_query_matches_independent_sums(workspace: Path, traffic: demo_data.DemoTraffic) -> None:

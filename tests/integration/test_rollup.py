@@ -15,6 +15,7 @@ from shared.core.usage import Granularity, UsageRow
 from shared.errors import ConcurrentUpdateError, StorageError, StorageUnavailableError
 from shared.services.rollup import WATERMARK_NAME, RollupService
 from shared.settings import Settings
+from shared.tooling.azurite_process import AzuriteProcess
 from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END
 from tests.expected import expected_hourly, rollup_to
@@ -164,7 +165,7 @@ class FailingFrom(FailingAfter):
 
 
 def test_crash_mid_write_then_rerun_completes_without_double_counting(
-        loaded: Settings, traffic: demo_data.DemoTraffic, azurite) -> None:  # type: ignore[no-untyped-def]
+        loaded: Settings, traffic: demo_data.DemoTraffic, azurite: AzuriteProcess) -> None:
     now = DEMO_END + timedelta(minutes=5)
     real = table_store(loaded)
     crashing = FailingAfter(real, budget=1)  # the first chunk's hours and days (one write), then dies

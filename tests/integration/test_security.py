@@ -102,7 +102,7 @@ def test_no_prompt_or_completion_text_is_stored_or_logged(settings: Settings,
         service.run()
         get(settings, "/api/usage", **{"from": "2026-11-01", "format": "csv"})
     store = table_store(settings)
-    dumped = []
+    dumped: list[str] = []
     for name in store.table_names():
         if name.startswith(settings.table_prefix):
             client = store.table_client(name)

@@ -19,7 +19,6 @@ import json
 import re
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from shared.adapters.arm_subscriptions import ArmSubscriptionSource, SubscriptionSourceError
 from shared.adapters.subscription_tables import MemorySubscriptionStore, SubscriptionTableStore
@@ -41,22 +39,12 @@ from shared.core.keys import MAX_PART
 from shared.services.subscription_info import list_subscriptions, set_subscription_info, subscription_directory
 from shared.services.subscription_sync import SubscriptionSyncService
 from shared.settings import Settings
+from tests.fakes import FakeClock, FakeCredential
 
 AZ_SUB = "00000000-0000-0000-0000-000000000001"
 SERVICE_ID = f"/subscriptions/{AZ_SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/apim-ai"
 OTHER_ID = f"/subscriptions/{AZ_SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/apim-gone"
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
-
-
-class FakeCredential:
-    """Static token: the ARM policy gets a bearer token without any identity endpoint."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken("fake", int(time.time()) + 3600)
 
 
 def subscription_json(sid: str, display_name: str | None, owner: str = "1", product: str = "starter",
@@ -155,17 +143,9 @@ def arm(tmp_path: Path) -> Iterator[tuple[FakeArm, Path]]:
         server.server_close()
 
 
-class Clock:
-    def __init__(self, moment: dt.datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> dt.datetime:
-        return self.moment
-
-
-def service(fake: FakeArm, cert: Path, store: SubscriptionInfoRepository, clock: Clock,
+def service(fake: FakeArm, cert: Path, store: SubscriptionInfoRepository, clock: FakeClock,
             credential: FakeCredential | None = None) -> SubscriptionSyncService:
-    source = ArmSubscriptionSource(credential or FakeCredential(), fake.base, connection_verify=str(cert),
+    source = ArmSubscriptionSource(credential or FakeCredential("fake"), fake.base, connection_verify=str(cert),
                                    retry_total=0)
     return SubscriptionSyncService(source, store, clock)
 
@@ -181,7 +161,7 @@ def two_pages() -> list[list[dict[str, Any]]]:
 def test_sync_reads_every_page_reads_back_and_a_second_sync_changes_nothing(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
     fake.pages = two_pages()
-    store, clock, credential = MemorySubscriptionStore(), Clock(T0), FakeCredential()
+    store, clock, credential = MemorySubscriptionStore(), FakeClock(T0), FakeCredential("fake")
 
     report = service(fake, cert, store, clock, credential).sync(SERVICE_ID)
 
@@ -208,7 +188,7 @@ def test_sync_reads_every_page_reads_back_and_a_second_sync_changes_nothing(arm:
     assert credential.scopes and credential.scopes[0] == ("https://management.azure.com/.default",)
 
     written = store.entities()
-    clock.moment = T0 + dt.timedelta(hours=1)
+    clock.now = T0 + dt.timedelta(hours=1)
     again = service(fake, cert, store, clock).sync(SERVICE_ID)
     assert (again.added, again.updated, again.unchanged, again.not_listed) == ((), (), 4, ())
     assert store.entities() == written  # not even UpdatedAt moved
@@ -217,7 +197,7 @@ def test_sync_reads_every_page_reads_back_and_a_second_sync_changes_nothing(arm:
 def test_a_manual_cost_center_owner_and_tags_survive_later_syncs(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
     fake.pages = two_pages()
-    store, clock = MemorySubscriptionStore(), Clock(T0)
+    store, clock = MemorySubscriptionStore(), FakeClock(T0)
     service(fake, cert, store, clock).sync(SERVICE_ID)
 
     set_at = T0 + dt.timedelta(minutes=5)
@@ -225,7 +205,7 @@ def test_a_manual_cost_center_owner_and_tags_survive_later_syncs(arm: tuple[Fake
                           owner="search-lead@contoso.example", tags={"env": "prod", "app": "search"}, now=set_at)
 
     # ARM renames the subscription and hands it to another APIM user
-    clock.moment = T0 + dt.timedelta(days=1)
+    clock.now = T0 + dt.timedelta(days=1)
     fake.pages = [[subscription_json("5600b59475ff190048070001", None),
                    subscription_json("team-search", "Search & Ranking", owner="77")],
                   two_pages()[1]]
@@ -237,21 +217,21 @@ def test_a_manual_cost_center_owner_and_tags_survive_later_syncs(arm: tuple[Fake
     assert (search.subscription_id, search.display_name, search.arm_owner) == ("team-search", "Search & Ranking", "77")
     assert (search.cost_center, search.business_unit, search.owner, search.owner_is_manual, search.tags) == (
         "CC-4711", "Retail", "search-lead@contoso.example", True, {"env": "prod", "app": "search"})
-    assert search.updated_at == clock.moment
+    assert search.updated_at == clock.now
     directory = subscription_directory(store)
     assert directory.cost_center_of("team-search") == "CC-4711"
     assert directory.cost_center_of("team-chat") == UNASSIGNED == directory.cost_center_of("never-seen")
     assert [r.subscription_id for r in list_subscriptions(store, cost_center="CC-4711")] == ["team-search"]
 
     # dropping the manual owner gives ARM's back at once, cost center untouched
-    cleared = set_subscription_info(store, "team-search", owner="", now=clock.moment)
+    cleared = set_subscription_info(store, "team-search", owner="", now=clock.now)
     assert (cleared.owner, cleared.owner_is_manual, cleared.cost_center) == ("77", False, "CC-4711")
     assert store.get("TEAM-search") == cleared
 
 
 def test_a_subscription_set_before_arm_lists_it_is_manual_then_joined(arm: tuple[FakeArm, Path]) -> None:
     fake, cert = arm
-    store, clock = MemorySubscriptionStore(), Clock(T0)
+    store, clock = MemorySubscriptionStore(), FakeClock(T0)
     early = set_subscription_info(store, "team-chat", cost_center="CC-1", now=T0)
     assert (early.source, early.display_name, early.cost_center) == (Source.MANUAL, "", "CC-1")
 
@@ -282,14 +262,14 @@ def test_hostile_display_names_and_ids_are_stored_verbatim_under_safe_keys(arm: 
     fake.pages = [items]
     store = MemorySubscriptionStore()
 
-    service(fake, cert, store, Clock(T0)).sync(SERVICE_ID)
+    service(fake, cert, store, FakeClock(T0)).sync(SERVICE_ID)
 
     by_id = {r.subscription_id: r for r in store.all()}
     assert {label: by_id[f"hostile-{label}"].display_name for label, _ in HOSTILE} == dict(HOSTILE)
     assert set(HOSTILE_SIDS) <= set(by_id)
     assert_safe_keys(store.entities())
     # a second sync of the same hostile text is no change
-    assert service(fake, cert, store, Clock(T0 + dt.timedelta(hours=1))).sync(SERVICE_ID).unchanged == len(items)
+    assert service(fake, cert, store, FakeClock(T0 + dt.timedelta(hours=1))).sync(SERVICE_ID).unchanged == len(items)
 
 
 def assert_safe_keys(entities: list[dict[str, Any]]) -> None:
@@ -306,7 +286,7 @@ def test_the_table_store_keeps_hostile_text_and_both_writers_fields(arm: tuple[F
     fake.pages = [[subscription_json(f"hostile-{label}", text) for label, text in HOSTILE]
                   + [subscription_json(sid, "odd id") for sid in HOSTILE_SIDS]]
     store = SubscriptionTableStore(TableAccess(table_store(settings), settings.table_prefix))
-    sync = service(fake, cert, store, Clock(T0))
+    sync = service(fake, cert, store, FakeClock(T0))
     first = sync.sync(SERVICE_ID)
     assert len(first.added) == len(HOSTILE) + len(HOSTILE_SIDS)
 
@@ -332,11 +312,11 @@ def test_subscriptions_arm_stops_listing_are_reported_and_kept(arm: tuple[FakeAr
     fake, cert = arm
     fake.pages = two_pages()
     store = MemorySubscriptionStore()
-    service(fake, cert, store, Clock(T0)).sync(SERVICE_ID)
+    service(fake, cert, store, FakeClock(T0)).sync(SERVICE_ID)
     set_subscription_info(store, "team-chat", cost_center="CC-9", now=T0)
 
     fake.pages = [two_pages()[0]]
-    report = service(fake, cert, store, Clock(T0 + dt.timedelta(days=2))).sync(SERVICE_ID)
+    report = service(fake, cert, store, FakeClock(T0 + dt.timedelta(days=2))).sync(SERVICE_ID)
 
     assert report.not_listed == ("master", "team-chat") and report.unchanged == 2
     assert subscription_directory(store).cost_center_of("team-chat") == "CC-9"
@@ -346,7 +326,7 @@ def test_a_failed_listing_names_the_service_and_writes_nothing(arm: tuple[FakeAr
     fake, cert = arm
     store = MemorySubscriptionStore()
     with pytest.raises(SubscriptionSourceError, match=re.escape(OTHER_ID) + r".*HTTP 404"):
-        service(fake, cert, store, Clock(T0)).sync(OTHER_ID)
+        service(fake, cert, store, FakeClock(T0)).sync(OTHER_ID)
     assert store.entities() == []
 
 
@@ -362,7 +342,7 @@ def test_a_failed_listing_names_the_service_and_writes_nothing(arm: tuple[FakeAr
 def test_a_malformed_service_id_fails_before_any_call(arm: tuple[FakeArm, Path], bad: str) -> None:
     fake, cert = arm
     with pytest.raises(ApimIdError, match=re.escape(repr(bad))):
-        service(fake, cert, MemorySubscriptionStore(), Clock(T0)).sync(bad)
+        service(fake, cert, MemorySubscriptionStore(), FakeClock(T0)).sync(bad)
     assert fake.requests == []
 
 
@@ -380,7 +360,7 @@ def test_a_manual_set_during_a_sync_is_not_undone_by_it(arm: tuple[FakeArm, Path
     fake, cert = arm
     fake.pages = two_pages()
     store = ManualSetDuringSync()
-    service(fake, cert, store, Clock(T0)).sync(SERVICE_ID)
+    service(fake, cert, store, FakeClock(T0)).sync(SERVICE_ID)
 
     search = store.get("team-search")
     assert search is not None

@@ -6,42 +6,18 @@ SDK's query returns, page by page, with values bound only as literals."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from azure.data.tables import EdmType, EntityProperty, UpdateMode
-from azure.data.tables._serialize import _add_entity_properties  # the SDK's rules, to compare with
+from azure.data.tables import UpdateMode
 
-from shared.adapters.table_batch import entity_json, submit_replace
+from shared.adapters.table_batch import submit_replace
 from shared.adapters.table_query import bind, query
 from shared.composition import table_store
 from shared.errors import StorageError
 from shared.settings import Settings
-
-AT = datetime(2026, 11, 25, 13, 7, 9, 123456, tzinfo=UTC)
-
-
-def sample(partition: str, row: str, n: int = 1) -> dict[str, Any]:
-    """One entity with every property type the chargeback tables store."""
-    return {
-        "PartitionKey": partition, "RowKey": row, "Text": f"naïve 漢字 'quoted' \"double\" {n}", "Empty": "",
-        "Flag": n % 2 == 0, "Small": -(2**31) + n, "Big": EntityProperty(2**62 + n, EdmType.INT64),
-        "Ratio": 0.1 * n, "Whole": float(n), "Nan": math.nan, "Inf": -math.inf,
-        "When": AT + timedelta(hours=n), "Offset": (AT + timedelta(hours=n)).astimezone(timezone(timedelta(hours=5))),
-        "Missing": None,
-    }
-
-
-def test_entities_are_typed_exactly_as_the_sdk_types_them() -> None:
-    for entity in (sample("p", "r", n) for n in range(4)):
-        assert entity_json(entity) == _add_entity_properties(entity)
-
-
-@pytest.mark.parametrize("value", [datetime(2026, 1, 1), 2**31, EntityProperty(2**31, EdmType.INT32), [1]])
-def test_unsupported_values_are_refused_not_guessed(value: Any) -> None:
-    with pytest.raises(TypeError):
-        entity_json({"PartitionKey": "p", "RowKey": "r", "Bad": value})
+from tests.unit.test_table_entities import AT, sample
 
 
 def test_a_transaction_stores_what_the_sdk_stores(settings: Settings) -> None:
@@ -78,18 +54,10 @@ def test_a_rejected_transaction_writes_nothing_and_says_why(settings: Settings) 
     assert list(table.list_entities()) == []
 
 
-def test_transactions_hold_one_partition_and_at_most_100() -> None:
-    with pytest.raises(ValueError):
-        submit_replace(None, [{"PartitionKey": "a", "RowKey": "1"}, {"PartitionKey": "b", "RowKey": "1"}])
-    with pytest.raises(ValueError):
-        submit_replace(None, [{"PartitionKey": "a", "RowKey": str(n)} for n in range(101)])
-    assert submit_replace(None, []) == 0
-
-
 def test_many_partitions_in_flight_all_land_and_a_refused_entity_is_set_aside(settings: Settings) -> None:
     store = table_store(settings)
     name = settings.table_prefix + "many"
-    good = [{"PartitionKey": f"p{p:02d}", "RowKey": f"r{r:03d}", "Value": p * 1000 + r}
+    good: list[dict[str, Any]] = [{"PartitionKey": f"p{p:02d}", "RowKey": f"r{r:03d}", "Value": p * 1000 + r}
             for p in range(12) for r in range(150)]
     assert store.replace_entities(name, good) == len(good)  # 24 transactions, several at once
     table = store.table(name)
@@ -151,17 +119,3 @@ def test_only_strings_are_bound_and_a_refused_query_says_why(settings: Settings)
         list(query(table, "this is not odata @x", {"x": "y"}))
 
 
-def test_the_fast_path_fails_loudly_when_the_sdk_internals_moved() -> None:
-    """The one seam onto TableClient._client names the installed SDK version instead of an AttributeError."""
-    from importlib.metadata import version
-
-    from shared.adapters.table_rest import send
-    from shared.errors import StorageError
-
-    class UpgradedClient:  # an SDK whose TableClient no longer has the generated client attribute
-        url = "http://127.0.0.1:1/devstoreaccount1"
-        table_name = "t"
-
-    with pytest.raises(StorageError, match=rf"azure-data-tables {version('azure-data-tables')} has no "
-                                           r"TableClient\._client\.send_request.*12\.7\.0"):
-        send(UpgradedClient(), object())

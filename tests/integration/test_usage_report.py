@@ -92,7 +92,8 @@ def test_empty_range_is_an_empty_well_formed_report(seeded: Settings) -> None:
     assert body["rows"] == [] and body["next"] is None and body["rowCount"] == 0
     assert body["totals"]["totalTokens"] == 0 and body["totals"]["cost"] == "0.00"
     csv_text = Api(seeded).get("/api/usage", [("from", "2026-10-01"), ("to", "2026-10-31"), ("format", "csv")]).text
-    assert csv_text.splitlines()[0].startswith("periodStart,subscriptionId") and len(csv_text.splitlines()) == 1
+    # every field quoted, the header too (CSV safe in every spreadsheet locale)
+    assert csv_text.splitlines()[0].startswith('"periodStart","subscriptionId"') and len(csv_text.splitlines()) == 1
 
 
 # -- paging ----------------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def test_single_subscription_reads_are_single_partition_range_queries(seeded: Se
     assert api.get("/api/usage/team-a/summary", {"month": "2026-11"}).status_code == 200
     filters = service.usage_filters(seeded)
     assert_single_partition(filters, "team-a")
-    ranges = {SINGLE_PARTITION.match(f).group(2)[:2] for f in filters if f and SINGLE_PARTITION.match(f)}
+    ranges = {match.group(2)[:2] for f in filters if f and (match := SINGLE_PARTITION.match(f))}
     assert ranges == {"h|", "d|", "m|"}  # period RowKey ranges
 
 

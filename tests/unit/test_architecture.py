@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +13,7 @@ SHARED = ROOT / "shared"
 PRODUCTION = ("shared.api", "shared.services", "shared.core", "shared.adapters", "shared.triggers")
 
 
+@cache
 def _checker() -> ModuleType:
     spec = importlib.util.spec_from_file_location("check_import_cycles", ROOT / "scripts" / "check_import_cycles.py")
     assert spec is not None and spec.loader is not None
@@ -20,12 +22,19 @@ def _checker() -> ModuleType:
     return module
 
 
+@cache
+def _graph() -> dict[str, set[str]]:
+    """Parsed once for every rule below (reading all of shared/ is most of these tests' time)."""
+    graph: dict[str, set[str]] = _checker().import_graph(SHARED)
+    return graph
+
+
 def test_shared_has_no_import_cycle() -> None:
     assert _checker().import_cycles(SHARED) == []
 
 
 def test_routes_import_no_other_route_and_not_the_composition_root() -> None:
-    graph = _checker().import_graph(SHARED)
+    graph = _graph()
     routes = {name for name in graph if name.startswith("shared.api.") and name.endswith("_routes")}
     assert len(routes) >= 6, routes
     offending = {route: sorted(target for target in graph[route]
@@ -35,7 +44,7 @@ def test_routes_import_no_other_route_and_not_the_composition_root() -> None:
 
 
 def test_production_code_never_imports_dev_tooling() -> None:
-    graph = _checker().import_graph(SHARED)
+    graph = _graph()
     production = [name for name in graph if name.startswith(PRODUCTION)] + ["shared.composition", "shared.settings"]
     offending = {name: sorted(t for t in graph[name] if t.startswith("shared.tooling")) for name in production}
     assert not any(offending.values()), offending

@@ -13,10 +13,14 @@ import fnmatch
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+BicepDoc = dict[str, Any]  # what pycep parses a Bicep file into (JSON-like)
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -86,7 +90,7 @@ def _scan_bicep(src: str, *, blank_strings: bool) -> str:
     out: list[str] = []
     i, n = 0, len(src)
     # Stack of contexts: "code" (with a brace depth) or "str"/"mstr".
-    stack: list[list] = [["code", 0]]
+    stack: list[list[Any]] = [["code", 0]]
     while i < n:
         ctx = stack[-1]
         c = src[i]
@@ -227,7 +231,7 @@ def parse_policy(name: str) -> ET.Element:
     return ET.parse(POLICIES / name).getroot()
 
 
-def test_policy_files_present():
+def test_policy_files_present() -> None:
     names = {p.name for p in POLICY_FILES}
     assert {
         "managed-identity.xml",
@@ -239,7 +243,7 @@ def test_policy_files_present():
 
 
 @pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.name)
-def test_policy_is_well_formed(path: Path):
+def test_policy_is_well_formed(path: Path) -> None:
     root = ET.parse(path).getroot()
     assert root.tag in {"policies", "fragment"}, f"{path.name}: root <{root.tag}>"
     if root.tag == "policies":
@@ -257,7 +261,7 @@ def _assert_managed_identity_block(inbound: ET.Element) -> None:
     children = list(inbound)
     assert children[0].tag == "base"
 
-    def index(pred) -> int:
+    def index(pred: Callable[[ET.Element], bool]) -> int:
         for i, el in enumerate(children):
             if pred(el):
                 return i
@@ -287,7 +291,7 @@ def _assert_managed_identity_block(inbound: ET.Element) -> None:
     assert i_del < i_auth < i_bearer, "api-key must be removed before the managed identity token is set"
 
 
-def test_managed_identity_policy():
+def test_managed_identity_policy() -> None:
     root = parse_policy("managed-identity.xml")
     assert root.tag == "policies"
     inbound = root.find("inbound")
@@ -295,7 +299,7 @@ def test_managed_identity_policy():
     _assert_managed_identity_block(inbound)
 
 
-def test_token_metrics_policy():
+def test_token_metrics_policy() -> None:
     root = parse_policy("token-metrics.xml")
     metric = root.find("llm-emit-token-metric")
     assert metric is not None
@@ -307,7 +311,7 @@ def test_token_metrics_policy():
     assert {"Subscription ID", "API ID"} <= set(dims)
 
 
-def test_token_limit_policy():
+def test_token_limit_policy() -> None:
     root = parse_policy("token-limit.xml")
     limit = root.find("llm-token-limit")
     assert limit is not None
@@ -319,7 +323,7 @@ def test_token_limit_policy():
     assert limit.get("remaining-tokens-variable-name") == "remainingTokens"
 
 
-def test_probe_marker_policy():
+def test_probe_marker_policy() -> None:
     root = parse_policy("probe-marker.xml")
     choose = root.find("choose")
     assert choose is not None
@@ -341,7 +345,7 @@ def _canonical(el: ET.Element) -> str:
     return ET.tostring(clone, encoding="unicode")
 
 
-def test_inbound_all_combines_everything_in_order():
+def test_inbound_all_combines_everything_in_order() -> None:
     root = parse_policy("inbound-all.xml")
     inbound = root.find("inbound")
     assert inbound is not None
@@ -351,16 +355,17 @@ def test_inbound_all_combines_everything_in_order():
     for fragment in ("probe-marker.xml", "token-limit.xml", "token-metrics.xml"):
         for el in parse_policy(fragment):
             assert _canonical(el) in combined, f"inbound-all.xml differs from {fragment} for <{el.tag}>"
-    managed = [_canonical(el) for el in parse_policy("managed-identity.xml").find("inbound")]
-    for el in managed:
-        assert el in combined, f"inbound-all.xml differs from managed-identity.xml: {el}"
+    managed_inbound = parse_policy("managed-identity.xml").find("inbound")
+    assert managed_inbound is not None
+    for text in (_canonical(el) for el in managed_inbound):
+        assert text in combined, f"inbound-all.xml differs from managed-identity.xml: {text}"
 
     tags = [el.tag for el in inbound]
     assert tags.index("choose") < tags.index("authentication-managed-identity")
     assert tags.index("set-backend-service") < tags.index("llm-token-limit") < tags.index("llm-emit-token-metric")
 
 
-def test_policy_placeholders_are_documented_and_created_by_sandbox():
+def test_policy_placeholders_are_documented_and_created_by_sandbox() -> None:
     readme = (POLICIES / "README.md").read_text(encoding="utf-8")
     sandbox = "\n".join(bicep_text(p) for p in BICEP_FILES if "sandbox" in p.name)
     used = set()
@@ -376,24 +381,25 @@ def test_policy_placeholders_are_documented_and_created_by_sandbox():
 # Bicep: structure
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bicep_json() -> dict[Path, dict]:
+def bicep_json() -> dict[Path, BicepDoc]:
     pycep = pytest.importorskip("pycep")
     parser = pycep.BicepParser()
     return {path: parser.parse(file_path=path) for path in BICEP_FILES}
 
 
-def test_every_bicep_file_parses(bicep_json):
+def test_every_bicep_file_parses(bicep_json: dict[Path, BicepDoc]) -> None:
     assert set(bicep_json) == set(BICEP_FILES)
     assert MAIN_BICEP in bicep_json
     assert bicep_json[MAIN_BICEP]["globals"]["scope"]["value"] == "resourceGroup"
 
 
-def _module_config(module: dict) -> dict:
-    config = module["config"]
-    return config["config"] if "condition" in config else config
+def _module_config(module: BicepDoc) -> BicepDoc:
+    config: BicepDoc = module["config"]
+    inner: BicepDoc = config["config"] if "condition" in config else config  # a conditional module nests it
+    return inner
 
 
-def test_module_parameters_match_module_declarations(bicep_json):
+def test_module_parameters_match_module_declarations(bicep_json: dict[Path, BicepDoc]) -> None:
     """What a compiler would catch: unknown module params, missing required ones."""
     checked = 0
     for path, doc in bicep_json.items():
@@ -411,21 +417,21 @@ def test_module_parameters_match_module_declarations(bicep_json):
     assert checked >= 10
 
 
-def test_load_text_content_targets_exist():
+def test_load_text_content_targets_exist() -> None:
     for path in BICEP_FILES:
         for rel in re.findall(r"loadTextContent\('([^']+)'\)", bicep_text(path)):
             assert (path.parent / rel).is_file(), f"{path.relative_to(ROOT)}: {rel} missing"
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
-def test_every_param_and_var_is_used(path: Path):
+def test_every_param_and_var_is_used(path: Path) -> None:
     code = bicep_code(path)
     for kind in ("param", "var"):
         for name in declared(kind, path):
             assert is_used(name, code, kind), f"{path.relative_to(ROOT)}: {kind} {name} is never used"
 
 
-def test_parameters_file_matches_main_bicep():
+def test_parameters_file_matches_main_bicep() -> None:
     params = json.loads(MAIN_PARAMETERS.read_text(encoding="utf-8"))["parameters"]
     declared_params = set(declared("param", MAIN_BICEP))
     unknown = set(params) - declared_params
@@ -436,7 +442,7 @@ def test_parameters_file_matches_main_bicep():
     )
 
 
-def test_parameters_file_env_vars_are_defined():
+def test_parameters_file_env_vars_are_defined() -> None:
     """Each ${VAR} is azd-provided, has a default, or is an output azd saves."""
     text = MAIN_PARAMETERS.read_text(encoding="utf-8")
     outputs = set(re.findall(r"(?m)^output\s+(\w+)\s", bicep_code(MAIN_BICEP)))
@@ -445,7 +451,7 @@ def test_parameters_file_env_vars_are_defined():
         assert has_default or var in azd_builtin or var in outputs, f"${{{var}}} has no source"
 
 
-def test_azd_outputs():
+def test_azd_outputs() -> None:
     outputs = set(re.findall(r"(?m)^output\s+(\w+)\s", bicep_code(MAIN_BICEP)))
     assert {
         "AZURE_LOCATION",
@@ -456,7 +462,7 @@ def test_azd_outputs():
     } <= outputs
 
 
-def test_azure_yaml_service():
+def test_azure_yaml_service() -> None:
     text = (ROOT / "azure.yaml").read_text(encoding="utf-8")
     m = re.search(r"(?ms)^services:\s*\n  api:\s*\n((?:    .*\n?)+)", text)
     assert m, "azure.yaml must define service `api`"
@@ -469,7 +475,7 @@ def test_azure_yaml_service():
 # ---------------------------------------------------------------------------
 # Bicep: security and shape
 # ---------------------------------------------------------------------------
-def test_no_keys_or_connection_strings_anywhere():
+def test_no_keys_or_connection_strings_anywhere() -> None:
     files = [*BICEP_FILES, MAIN_PARAMETERS, ROOT / "azure.yaml", *POLICY_FILES]
     for path in files:
         text = path.read_text(encoding="utf-8")
@@ -477,7 +483,7 @@ def test_no_keys_or_connection_strings_anywhere():
             assert pattern.lower() not in text.lower(), f"{path.relative_to(ROOT)} contains {pattern!r}"
 
 
-def test_secure_params_are_never_output():
+def test_secure_params_are_never_output() -> None:
     for path in BICEP_FILES:
         code = bicep_code(path)
         secure = re.findall(r"@secure\(\)\s*(?:@\w+\([^)]*\)\s*)*param\s+(\w+)", code)
@@ -486,14 +492,14 @@ def test_secure_params_are_never_output():
             assert not re.search(rf"(?<![\w.]){name}(?!\w)", outputs), f"{path.name}: secure param {name} is output"
 
 
-def test_storage_is_identity_only():
+def test_storage_is_identity_only() -> None:
     text = bicep_text(INFRA / "core" / "storage" / "storage-account.bicep")
     assert re.search(r"allowSharedKeyAccess:\s*false", text)
     assert re.search(r"allowBlobPublicAccess:\s*false", text)
     assert re.search(r"minimumTlsVersion:\s*'TLS1_2'", text)
 
 
-def test_flex_consumption_function_app():
+def test_flex_consumption_function_app() -> None:
     text = bicep_text(INFRA / "app" / "api.bicep")
     assert re.search(r"resource\s+\w+\s+'Microsoft\.Web/serverfarms@", text)
     assert re.search(r"sku:\s*\{\s*name:\s*'FC1'\s*tier:\s*'FlexConsumption'\s*\}", text)
@@ -509,7 +515,7 @@ def test_flex_consumption_function_app():
     assert re.search(r"httpsOnly:\s*true", text)
 
 
-def test_host_settings_use_managed_identity():
+def test_host_settings_use_managed_identity() -> None:
     host = infra_host_settings()
     assert host.get("AzureWebJobsStorage__credential") == "managedidentity"
     assert host.get("AzureWebJobsStorage__accountName") == "storageAccountName"
@@ -520,19 +526,19 @@ def test_host_settings_use_managed_identity():
     assert re.search(r"properties:\s*union\(hostSettings,\s*appSettings\)", bicep_text(API_SETTINGS_BICEP))
 
 
-def test_no_flex_incompatible_settings():
+def test_no_flex_incompatible_settings() -> None:
     names = set(infra_app_settings()) | set(infra_host_settings())
     assert not names & set(FLEX_FORBIDDEN_SETTINGS), sorted(names & set(FLEX_FORBIDDEN_SETTINGS))
     assert "linuxFxVersion" not in all_bicep_text()
 
 
-def test_key_vault_rbac_mode():
+def test_key_vault_rbac_mode() -> None:
     text = bicep_text(INFRA / "core" / "security" / "keyvault.bicep")
     assert re.search(r"enableRbacAuthorization:\s*true", text)
     assert re.search(r"enableSoftDelete:\s*true", text)
 
 
-def test_role_assignments_least_privilege():
+def test_role_assignments_least_privilege() -> None:
     text = all_bicep_text()
     # Only the expected built-in roles: any other GUID literal would be a new role.
     guids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text, re.I))
@@ -561,7 +567,7 @@ def test_role_assignments_least_privilege():
         assert f"'{broad}" not in text
 
 
-def test_apim_contributor_only_when_enforcement_enabled():
+def test_apim_contributor_only_when_enforcement_enabled() -> None:
     main = bicep_text(MAIN_BICEP)
     m = re.search(r"module\s+\w+\s+'app/apim-enforcement-role\.bicep'\s*=\s*if\s*\(([^)]*)\)", main)
     assert m, "apim-enforcement-role module must be conditional"
@@ -569,14 +575,14 @@ def test_apim_contributor_only_when_enforcement_enabled():
     assert re.search(r"(?m)^param\s+enableEnforcement\s+bool\s*=\s*false\s*$", bicep_code(MAIN_BICEP))
 
 
-def test_log_analytics_reader_targets_apim_workspace():
+def test_log_analytics_reader_targets_apim_workspace() -> None:
     main = bicep_text(MAIN_BICEP)
     assert re.search(r"module\s+apimLogsWorkspace\s+'core/monitor/workspace-reader\.bicep'", main)
     assert "empty(apimLogAnalyticsWorkspaceId)" in main
     assert "LOG_ANALYTICS_WORKSPACE_ID: apimLogsWorkspace.outputs.customerId" in main
 
 
-def test_apim_diagnostics():
+def test_apim_diagnostics() -> None:
     text = bicep_text(INFRA / "core" / "monitor" / "apim-diagnostics.bicep")
     assert re.search(r"'Microsoft\.Insights/diagnosticSettings@", text)
     assert re.search(r"logAnalyticsDestinationType:\s*'Dedicated'", text)
@@ -597,14 +603,14 @@ def test_apim_diagnostics():
         assert m and m.group(1) == "8192" and m.group(2) == "8192", path.name
 
 
-def test_openai_diagnostics():
+def test_openai_diagnostics() -> None:
     text = bicep_text(INFRA / "core" / "monitor" / "openai-diagnostics.bicep")
     for category in ("Audit", "RequestResponse"):
         assert re.search(rf"category:\s*'{category}'\s*enabled:\s*true", text), category
     assert re.search(r"metrics:\s*\[\s*\{\s*category:\s*'AllMetrics'\s*enabled:\s*true", text)
 
 
-def test_sandbox_is_opt_in_and_uses_owner_policy():
+def test_sandbox_is_opt_in_and_uses_owner_policy() -> None:
     main = bicep_text(MAIN_BICEP)
     assert re.search(r"(?m)^param\s+deploySandbox\s+bool\s*=\s*false\s*$", bicep_code(MAIN_BICEP))
     assert re.search(r"module\s+sandbox\s+'app/sandbox\.bicep'\s*=\s*if\s*\(deploySandbox\)", main)
@@ -617,13 +623,13 @@ def test_sandbox_is_opt_in_and_uses_owner_policy():
 # ---------------------------------------------------------------------------
 # App settings: infra <-> shared.settings.SETTINGS
 # ---------------------------------------------------------------------------
-def test_app_settings_block_is_app_only():
+def test_app_settings_block_is_app_only() -> None:
     for name in infra_app_settings():
         assert not is_host_setting(name), f"host setting {name} belongs in app/api-settings.bicep"
     assert not set(infra_app_settings()) & set(infra_host_settings())
 
 
-def test_app_settings_match_registry():
+def test_app_settings_match_registry() -> None:
     from shared.settings import SETTINGS  # the app's settings registry
 
     registry = list(SETTINGS)
@@ -690,7 +696,7 @@ def funcignored(rel: str) -> bool:
         "README.md",
     ],
 )
-def test_funcignore_excludes(rel: str):
+def test_funcignore_excludes(rel: str) -> None:
     assert funcignored(rel), f"{rel} would be deployed"
 
 
@@ -706,11 +712,11 @@ def test_funcignore_excludes(rel: str):
         "queries/schemas/ApiManagementGatewayLlmLog.json",
     ],
 )
-def test_funcignore_keeps(rel: str):
+def test_funcignore_keeps(rel: str) -> None:
     assert not funcignored(rel), f"{rel} would not be deployed"
 
 
-def test_funcignore_keeps_every_app_file():
+def test_funcignore_keeps_every_app_file() -> None:
     """Patterns match at any depth: nothing the app ships may be caught by accident."""
     app_files = [ROOT / "function_app.py", ROOT / "host.json", ROOT / "requirements.txt"]
     for folder in ("shared", "queries"):

@@ -11,6 +11,7 @@ import pytest
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 from shared.errors import ConcurrentUpdateError
 from shared.ports import Watermark
+from shared.queries import USAGE_COLUMNS
 from shared.services.rollup import WATERMARK_NAME, RollupService
 from tests.fakes import FakeClock, FakeLogSource, InMemoryUsageRepository, InMemoryWatermarkRepository
 
@@ -21,12 +22,12 @@ B = UsageKey("team-b", "starter", "gpt-4o-mini", "mini")
 
 def record(hour: datetime, key: UsageKey, requests: int, prompt: int, completion: int,
            cached: int = 0) -> dict[str, Any]:
-    """One result row of the usage query (hour-binned, as the KQL returns it)."""
-    return {"PeriodStart": hour, "SubscriptionId": key.subscription_id, "ProductId": key.product_id,
+    """One result row of the usage query (hour-binned, as the KQL returns it): every count of the
+    query's contract present, those not given zero."""
+    counts = {name: 0 for name, kind in USAGE_COLUMNS.items() if kind == "long"}
+    return {**counts, "PeriodStart": hour, "SubscriptionId": key.subscription_id, "ProductId": key.product_id,
             "Model": key.model, "Deployment": key.deployment, "Requests": requests, "PromptTokens": prompt,
-            "CompletionTokens": completion, "TotalTokens": prompt + completion, "CachedTokens": cached,
-            "StreamedRequests": 0, "ErrorRequests": 0, "UnmeteredRequests": 0, "UnmeteredStreamed": 0,
-            "UnmeteredTruncated": 0}
+            "CompletionTokens": completion, "TotalTokens": prompt + completion, "CachedTokens": cached}
 
 
 def at(day: int, hour: int) -> datetime:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import cast
 
 from shared.core.cost_lines import (
     PRICING_UNIT_PTU_HOUR,
@@ -51,6 +52,8 @@ from shared.core.ptu import (
 from shared.core.usage import Granularity, UsageKey, UsageRow
 
 HOUR = timedelta(hours=1)
+_MICROSECOND = timedelta(microseconds=1)
+_ONE = Fraction(1)
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
 _METHODS = {LineKind.IDLE: AllocationMethod.UNALLOCATED, LineKind.IDLE_SPREAD: AllocationMethod.IDLE_SPREAD}
 
@@ -68,16 +71,28 @@ class _HourRates:
 def _ptu_meter(pricing: Pricing, deployment_type: DeploymentType, region: str, moment: datetime) -> MeterPrice | None:
     if pricing.meters is None:
         return None
-    key = PriceKey("", "", MeterDeploymentType(deployment_type.value), Mode.PROVISIONED, region.strip().lower(),
-                   TokenKind.PTU_HOUR)
-    return pricing.meters.lookup(key, moment)
+    slot = ("ptu-meter-history", deployment_type, region)
+    history = pricing.memo.get(slot)
+    if history is None:
+        key = PriceKey("", "", MeterDeploymentType(deployment_type.value), Mode.PROVISIONED, region.strip().lower(),
+                       TokenKind.PTU_HOUR)
+        history = pricing.memo[slot] = pricing.meters.history(key)
+    current = None
+    for row in cast(tuple[MeterPrice, ...], history):  # few rows per key: a scan is the cheapest lookup
+        if row.effective_start > moment:
+            break
+        current = row
+    if current is not None and current.effective_end is not None and current.effective_end <= moment:
+        return None
+    return current
 
 
 def _provisioned_in(pricing: Pricing, name: str, hour: datetime) -> list[tuple[Fraction, Deployment]]:
     parts = []
     for lower, upper, version in pricing.catalog.changes_in(name, hour, hour + HOUR):
         if version.provisioned:
-            parts.append((Fraction((upper - lower) // timedelta(microseconds=1), HOUR // timedelta(microseconds=1)),
+            whole = upper - lower == HOUR
+            parts.append((_ONE if whole else Fraction((upper - lower) // _MICROSECOND, HOUR // _MICROSECOND),
                           version))
     return parts
 

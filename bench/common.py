@@ -9,7 +9,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ class Timings:
         return statistics.median(self.cpu)
 
 
-def side_by_side(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timings]:
+def side_by_side(candidates: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, Timings]:
     """Run the candidates in turn, ``repeats`` rounds (A B A B ...), so load on this shared
     machine hits every candidate alike; wall and CPU seconds of each call."""
     out = {name: Timings([], []) for name in candidates}

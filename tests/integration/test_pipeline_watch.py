@@ -135,7 +135,9 @@ def test_rollup_failing_past_the_limit_alerts_once_and_recovers_once(settings: S
         write_demo_workspace(workspace, seed=5, days=1, end=NOW + timedelta(hours=3))
         clock = FakeClock(NOW)
         run(settings, clock)  # healthy: watermark = NOW
-        lag_posts = lambda: [b for b in receiver.bodies("/hook") if b.get("type") == "pipeline-lag"]  # noqa: E731
+        def lag_posts() -> list[dict[str, Any]]:
+            return [b for b in receiver.bodies("/hook") if b.get("type") == "pipeline-lag"]
+
         workspace.rename(tmp_path / "away.duckdb")  # from now on every run fails
 
         for minutes, expected in ((30, 0), (59, 0), (61, 1), (90, 1), (120, 1)):
@@ -205,7 +207,7 @@ def test_timer_log_records_carry_the_invocation_id(settings: Settings, caplog: p
     from shared.triggers import rollup_timer
 
     write_demo_workspace(settings.local_workspace_path, seed=3, days=1)
-    timer = rollup_timer.rollup._function.get_user_function()  # type: ignore[attr-defined]
+    timer = rollup_timer.rollup._function.get_user_function()
     with process_environment(settings), caplog.at_level("INFO"):
         timer(TimerRequest(), _Invocation())
     mine = [r for r in caplog.records if r.name.startswith("shared.")]

@@ -1,8 +1,10 @@
 """The dashboard: ``GET /api/dashboard`` (one HTML page) and its assets ``/api/dashboard/assets/{name}``.
 
 The page holds no data: its script calls the JSON API with the caller's own credentials (the API
-key, asked once and kept in ``sessionStorage``; in Azure the function key's ``?code=``, passed on
-to every call and asset).  Everything is served from here — no CDN, no web font — and the page's
+key, asked once and kept in ``sessionStorage``; with a function key its ``?code=``, passed on to
+every call and asset; with ``API_AUTH=entra`` App Service Authentication's session cookie, and
+nothing in the URL).  ``?from=&to=&subscription=`` preset the view (the script reads them).
+Everything is served from here — no CDN, no web font — and the page's
 Content-Security-Policy allows nothing else.  chart.js is vendored at install time
 (``scripts/bootstrap.sh``, azd ``prepackage``) from the pinned npm package; when it is missing the
 asset answers 503 saying so.
@@ -48,8 +50,19 @@ def render_page(auth_mode: str, code: str | None) -> str:
 router = APIRouter()
 
 
+# The page's own view parameters: read by its script (a bookmarkable range and filter), never by the server.
+VIEW = {"from": "first day shown (YYYY-MM-DD)", "to": "last day shown (YYYY-MM-DD)",
+        "subscription": "subscriptions to show (repeat or comma-separate)"}
+
+
 @router.get("/api/dashboard", include_in_schema=False)
-def dashboard(context: Context, code: Annotated[str | None, Query(max_length=512)] = None) -> HTMLResponse:
+def dashboard(
+    context: Context,
+    code: Annotated[str | None, Query(max_length=512)] = None,
+    _from: Annotated[str | None, Query(alias="from", max_length=10, description=VIEW["from"])] = None,
+    _to: Annotated[str | None, Query(alias="to", max_length=10, description=VIEW["to"])] = None,
+    _subscription: Annotated[list[str] | None, Query(alias="subscription", description=VIEW["subscription"])] = None,
+) -> HTMLResponse:
     mode = context.settings.api_auth
     return HTMLResponse(render_page(mode, code if mode == "functionkey" else None), headers=PAGE_HEADERS)
 

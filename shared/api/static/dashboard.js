@@ -1,6 +1,9 @@
 /* APIM Chargeback dashboard. Calls the JSON API with the caller's own credentials:
  * API_AUTH=apikey  -> the key is asked once and kept in sessionStorage (this tab only), sent as x-api-key;
- * API_AUTH=functionkey -> the page was opened with ?code=<function key>, passed on to every call.
+ * API_AUTH=functionkey -> the page was opened with ?code=<function key>, passed on to every call;
+ * API_AUTH=entra -> App Service Authentication's session cookie (no key, nothing in the URL); a 401
+ *   sends the browser to /.auth/login/aad and back here.
+ * Optional API fields (price list as-of date, cost split, /api/anomalies) are shown when present.
  * Nothing is loaded from anywhere but this app. */
 (() => {
   'use strict';
@@ -8,8 +11,10 @@
   const body = document.body;
   const AUTH = body.dataset.auth;
   const pageParams = new URLSearchParams(location.search);
-  const CODE = pageParams.get('code');
+  const CODE = AUTH === 'functionkey' ? pageParams.get('code') : null;
   const KEY_STORE = 'chargeback.apiKey';
+  const SIGN_IN_STORE = 'chargeback.signInAt';  // entra: when this tab last went to sign in (no loops)
+  const SHORT_MONTH_DAYS = 7;  // month to date shorter than this: open on the last 30 days instead
   const DAY_MS = 86400000;
   const MAX_PROBE_DAYS = 31;
   const TOP_SERIES = 8;
@@ -24,7 +29,7 @@
     for (const [name, value] of Object.entries(attrs)) {
       if (name === 'class') node.className = value;
       else if (name === 'style') node.style.cssText = value;
-      else if (name.startsWith('data-')) node.setAttribute(name, value);
+      else if (name.startsWith('data-') || name.startsWith('aria-')) node.setAttribute(name, value);
       else node[name] = value;
     }
     for (const child of children) node.append(child instanceof Node ? child : String(child));
@@ -39,14 +44,17 @@
   const fmtInt = (n) => intFormat.format(Number(n) || 0);
   const fmtCompact = (n) => compactFormat.format(Number(n) || 0);
   const fmtPct = (n) => `${pctFormat.format(Number(n) || 0)} %`;
+  /** Money, one way everywhere: 2 decimals; below a cent, enough decimals for 2 significant digits. */
+  const moneyDecimals = (n) => {
+    const size = Math.abs(n);
+    return size === 0 || size >= 0.01 ? 2 : Math.min(8, Math.floor(-Math.log10(size)) + 2);
+  };
   const fmtMoney = (value) => {
     const n = Number(value) || 0;
-    const small = n !== 0 && Math.abs(n) < 1;
+    const digits = moneyDecimals(n);
     return new Intl.NumberFormat(undefined, { style: 'currency', currency, minimumFractionDigits: 2,
-      maximumFractionDigits: small ? 4 : 2 }).format(n);
+      maximumFractionDigits: digits }).format(n);
   };
-  const fmtMoneyShort = (value) => new Intl.NumberFormat(undefined, { style: 'currency', currency,
-    notation: 'compact', maximumFractionDigits: 2 }).format(Number(value) || 0);
 
   // -- dates (UTC days, as the API counts them) -----------------------------------------------
   const isoDay = (d) => d.toISOString().slice(0, 10);
@@ -77,7 +85,11 @@
     if (CODE) url.searchParams.set('code', CODE);
     const headers = { Accept: 'application/json' };
     if (AUTH === 'apikey') headers['x-api-key'] = sessionStorage.getItem(KEY_STORE) || '';
-    const response = await fetch(url, { headers, credentials: 'same-origin', cache: 'no-store' });
+    // entra: the session cookie goes with every same-origin call; a redirect (an expired session
+    // sent to the login page) is not followed but read as "sign in again"
+    const response = await fetch(url, { headers, credentials: 'same-origin', cache: 'no-store',
+      redirect: AUTH === 'entra' ? 'manual' : 'follow' });
+    if (response.type === 'opaqueredirect') throw new HttpError(401, 'your sign-in has expired');
     if (!response.ok) {
       let message = `${response.status} ${response.statusText}`;
       try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
@@ -159,6 +171,16 @@
       : names.length <= 2 ? names.join(', ') : `${names.length} subscriptions`;
   }
 
+  /** An optional route: its JSON, or null when this deployment does not have it (404). */
+  async function optional(path, query) {
+    try {
+      return await api(path, query);
+    } catch (error) {
+      if (error instanceof HttpError && (error.status === 404 || error.status === 405)) return null;
+      throw error;
+    }
+  }
+
   // -- rendering -------------------------------------------------------------------------------
   function sum(rows, keyOf, valueOf) {
     const totals = new Map();
@@ -176,7 +198,7 @@
       + ` · cached ${fmtInt(totals.cachedTokens)}`;
     set('kpi-cost', fmtMoney(totals.cost), totals.cost);
     $('kpi-cost-sub').textContent = totals.unpricedTokens
-      ? `${fmtInt(totals.unpricedTokens)} tokens of unpriced models not included (${totals.unpricedModels.join(', ')})`
+      ? `${fmtInt(totals.unpricedTokens)} tokens of unpriced models not included (${(totals.unpricedModels || []).join(', ')})`
       : `${currency}, exact cost rounded for display`;
     set('kpi-requests', fmtInt(totals.requests), totals.requests);
     const errorRate = totals.requests ? (100 * totals.errorRequests) / totals.requests : 0;
@@ -218,7 +240,9 @@
       interaction: { mode: 'index', intersect: false },
       plugins: {
         legend: { position: 'bottom', labels: { boxWidth: 12, boxHeight: 12, usePointStyle: true } },
-        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${tooltipFormat(c.parsed.y)}` } },
+        tooltip: { filter: (c) => c.raw !== null,
+          callbacks: { label: (c) => (c.dataset.describe ? c.dataset.describe(c.dataIndex)
+            : `${c.dataset.label}: ${tooltipFormat(c.parsed.y)}`) } },
       },
       scales: {
         x: { stacked: true, grid: { display: false } },
@@ -234,10 +258,41 @@
       options: {
         indexAxis: 'y', responsive: true, maintainAspectRatio: false, animation: false,
         plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => format(c.parsed.x) } } },
-        scales: { x: { beginAtZero: true, ticks: { callback: (v) => fmtCompact(v) }, grid: { color: '#eef2f7' } },
-          y: { grid: { display: false } } },
+        scales: { x: { beginAtZero: true, ticks: { callback: (v) => format(v), maxTicksLimit: 6 },
+          grid: { color: '#eef2f7' } }, y: { grid: { display: false } } },
       },
     });
+  }
+
+  /** Names ranked by cost, then tokens (an unpriced model costs 0 but still shows its tokens). */
+  function rankByCost(costs, tokens) {
+    return [...tokens.keys()].sort((a, b) => (costs.get(b) || 0) - (costs.get(a) || 0)
+      || tokens.get(b) - tokens.get(a) || a.localeCompare(b));
+  }
+
+  /** Spend anomalies as triangles over the day's cost bar, described in the tooltip and listed below. */
+  function anomalyDataset(anomalies, days, dayTotals) {
+    const byDay = new Map();
+    for (const a of anomalies) {
+      const i = days.indexOf(String(a.periodStart).slice(0, 10));
+      if (i >= 0) byDay.set(i, [...(byDay.get(i) || []), a]);
+    }
+    if (!byDay.size) return null;
+    const describe = (i) => (byDay.get(i) || []).map((a) => `Spend anomaly: ${a.subscriptionId} ${fmtMoney(a.cost)}`
+      + (a.baselineCost ? ` (usual ${fmtMoney(a.baselineCost)})` : '')).join('; ');
+    return { type: 'line', label: 'Spend anomaly', stack: 'anomalies', showLine: false, pointStyle: 'triangle',
+      pointRadius: 8, pointHoverRadius: 10, borderColor: '#b91c1c', backgroundColor: '#dc2626', borderWidth: 1.5,
+      data: days.map((_, i) => (byDay.has(i) ? dayTotals[i] : null)), describe, order: -1 };
+  }
+
+  function renderAnomalies(anomalies) {
+    const list = $('cost-anomalies');
+    list.replaceChildren(...anomalies.map((a) => el('li', { 'data-subscription': a.subscriptionId,
+      'data-day': String(a.periodStart).slice(0, 10) },
+    el('span', { class: 'mark', 'aria-hidden': 'true' }, '▲'),
+    `${dayLabel(String(a.periodStart).slice(0, 10))} · ${a.subscriptionId} spent ${fmtMoney(a.cost)}`
+      + (a.baselineCost ? ` against a usual ${fmtMoney(a.baselineCost)}` : ''))));
+    list.hidden = anomalies.length === 0;
   }
 
   function table(id, headings, rows) {
@@ -245,14 +300,14 @@
     $(id).replaceChildren(el('thead', {}, head), el('tbody', {}, ...rows));
   }
 
-  function renderUsage(usage, from, to) {
+  function renderUsage(usage, from, to, anomalies) {
     const days = [];
     for (let d = parseDay(from); d <= parseDay(to); d = addDays(d, 1)) days.push(isoDay(d));
     const rows = usage.rows;
     const tokensBySub = sum(rows, (r) => r.subscriptionId, (r) => r.totalTokens);
     const costBySub = sum(rows, (r) => r.subscriptionId, (r) => Number(r.cost));
     const requestsBySub = sum(rows, (r) => r.subscriptionId, (r) => r.requests);
-    const subs = [...tokensBySub.keys()].sort((a, b) => tokensBySub.get(b) - tokensBySub.get(a) || a.localeCompare(b));
+    const subs = rankByCost(costBySub, tokensBySub);
     for (const name of subs) {  // a subscription keeps its colour across range changes
       if (!subscriptionColors.has(name)) subscriptionColors.set(name, PALETTE[subscriptionColors.size % PALETTE.length]);
     }
@@ -262,33 +317,43 @@
 
     chart('chart-tokens', { type: 'bar', data: { labels, datasets: stackedSeries(rows, days, (r) => r.totalTokens, colors, top) },
       options: barOptions(fmtCompact, fmtInt) });
-    chart('chart-cost', { type: 'bar', data: { labels, datasets: stackedSeries(rows, days, (r) => Number(r.cost), colors, top) },
-      options: barOptions(fmtMoneyShort, fmtMoney) });
-    $('cost-hint').textContent = `per day, stacked by subscription · ${currency}`;
+    const costSeries = stackedSeries(rows, days, (r) => Number(r.cost), colors, top);
+    const dayTotals = days.map((_, i) => costSeries.reduce((total, d) => total + d.data[i], 0));
+    const shown = anomalies.filter((a) => subs.includes(a.subscriptionId));
+    const marks = anomalyDataset(shown, days, dayTotals);
+    chart('chart-cost', { type: 'bar', data: { labels, datasets: marks ? [...costSeries, marks] : costSeries },
+      options: barOptions(fmtMoney, fmtMoney) });
+    renderAnomalies(shown.filter((a) => days.includes(String(a.periodStart).slice(0, 10)))
+      .sort((a, b) => String(a.periodStart).localeCompare(String(b.periodStart))
+        || a.subscriptionId.localeCompare(b.subscriptionId)));
+    $('cost-hint').textContent = `per day, stacked by subscription · ${currency}`
+      + (marks ? ' · ▲ spend anomaly' : '');
 
-    const totalTokens = usage.totals.totalTokens || 0;
+    const totalCost = Number(usage.totals.cost) || 0;
     const topSubs = subs.slice(0, 10);
-    horizontalBar('chart-subs', topSubs, topSubs.map((s) => tokensBySub.get(s)), topSubs.map((s) => colors.get(s)), fmtInt);
-    table('table-subs', [['Subscription'], ['Tokens', 'num'], ['Cost', 'num'], ['Requests', 'num'], ['Share', 'num']],
-      topSubs.map((name) => el('tr', { 'data-subscription': name, 'data-tokens': tokensBySub.get(name) },
-        el('td', {}, el('span', { class: 'swatch', style: `background:${colors.get(name)}` }), name),
-        el('td', { class: 'num' }, fmtInt(tokensBySub.get(name))),
-        el('td', { class: 'num' }, fmtMoney(costBySub.get(name))),
-        el('td', { class: 'num' }, fmtInt(requestsBySub.get(name))),
-        el('td', { class: 'num' }, fmtPct(totalTokens ? (100 * tokensBySub.get(name)) / totalTokens : 0)))));
+    horizontalBar('chart-subs', topSubs, topSubs.map((s) => costBySub.get(s)), topSubs.map((s) => colors.get(s)), fmtMoney);
+    table('table-subs', [['Subscription'], ['Cost', 'num'], ['Tokens', 'num'], ['Requests', 'num'], ['Share of cost', 'num']],
+      topSubs.map((name) => el('tr', { 'data-subscription': name, 'data-tokens': tokensBySub.get(name),
+        'data-cost': costBySub.get(name) },
+      el('td', {}, el('span', { class: 'swatch', style: `background:${colors.get(name)}` }), name),
+      el('td', { class: 'num' }, fmtMoney(costBySub.get(name))),
+      el('td', { class: 'num' }, fmtInt(tokensBySub.get(name))),
+      el('td', { class: 'num' }, fmtInt(requestsBySub.get(name))),
+      el('td', { class: 'num' }, fmtPct(totalCost ? (100 * costBySub.get(name)) / totalCost : 0)))));
 
     const tokensByModel = sum(rows, (r) => r.model, (r) => r.totalTokens);
     const costByModel = sum(rows, (r) => r.model, (r) => Number(r.cost));
     const requestsByModel = sum(rows, (r) => r.model, (r) => r.requests);
-    const models = [...tokensByModel.keys()].sort((a, b) => tokensByModel.get(b) - tokensByModel.get(a) || a.localeCompare(b)).slice(0, 10);
+    const models = rankByCost(costByModel, tokensByModel).slice(0, 10);
     const modelColors = models.map((_, i) => PALETTE[(i + 4) % PALETTE.length]);
-    horizontalBar('chart-models', models, models.map((m) => tokensByModel.get(m)), modelColors, fmtInt);
-    table('table-models', [['Model'], ['Tokens', 'num'], ['Cost', 'num'], ['Requests', 'num']],
-      models.map((name, i) => el('tr', { 'data-model': name, 'data-tokens': tokensByModel.get(name) },
-        el('td', {}, el('span', { class: 'swatch', style: `background:${modelColors[i]}` }), name),
-        el('td', { class: 'num' }, fmtInt(tokensByModel.get(name))),
-        el('td', { class: 'num' }, fmtMoney(costByModel.get(name))),
-        el('td', { class: 'num' }, fmtInt(requestsByModel.get(name))))));
+    horizontalBar('chart-models', models, models.map((m) => costByModel.get(m)), modelColors, fmtMoney);
+    table('table-models', [['Model'], ['Cost', 'num'], ['Tokens', 'num'], ['Requests', 'num']],
+      models.map((name, i) => el('tr', { 'data-model': name, 'data-tokens': tokensByModel.get(name),
+        'data-cost': costByModel.get(name) },
+      el('td', {}, el('span', { class: 'swatch', style: `background:${modelColors[i]}` }), name),
+      el('td', { class: 'num' }, fmtMoney(costByModel.get(name))),
+      el('td', { class: 'num' }, fmtInt(tokensByModel.get(name))),
+      el('td', { class: 'num' }, fmtInt(requestsByModel.get(name))))));
     return subs;
   }
 
@@ -316,8 +381,11 @@
     let shown = 0;
     for (const summary of summaries) {
       thresholds = summary.thresholds;
-      const quota = summary.quota.month || summary.quota.day;
-      if (!quota) continue;
+      // the quota closest to (or over) its limit leads; the other period is shown beside it
+      const quotas = [summary.quota.day, summary.quota.month].filter(Boolean)
+        .sort((a, b) => b.usedPercent - a.usedPercent);
+      if (!quotas.length) continue;
+      const [quota, other] = quotas;
       shown += 1;
       const pct = quota.usedPercent;
       const lvl = level(pct, summary.thresholds);
@@ -325,14 +393,19 @@
       const limits = [];
       if (quota.tokens) limits.push(`${fmtCompact(quota.usedTokens)} of ${fmtCompact(quota.tokens)} tokens`);
       if (quota.cost) limits.push(`${fmtMoney(quota.usedCost)} of ${fmtMoney(quota.cost)}`);
-      const notes = [`${quota.period} quota · ${quota.source}`];
+      const notes = [`${quota.period === 'day' ? 'today' : 'this month'} · ${quota.source} quota`];
       if (quota.projectedPercent && quota.projectedPercent > 100) notes.push(`projected ${fmtPct(quota.projectedPercent)}`);
-      if (summary.quota.month && summary.quota.day) notes.push(`today ${fmtPct(summary.quota.day.usedPercent)}`);
-      const card = el('div', { class: `gauge level-${lvl}`, 'data-subscription': summary.subscriptionId, 'data-percent': pct },
-        el('h3', { title: summary.subscriptionId }, summary.subscriptionId),
-        el('div', { class: 'dial' }, canvas, el('div', { class: 'pct' }, fmtPct(pct))),
-        el('div', { class: 'limit' }, limits.join(' · ')),
-        el('div', { class: 'badge' }, notes.join(' · ')));
+      const otherLevel = other ? level(other.usedPercent, summary.thresholds) : null;
+      const card = el('div', { class: `gauge level-${lvl}`, 'data-subscription': summary.subscriptionId,
+        'data-percent': pct, 'data-period': quota.period,
+        ...(other ? { 'data-other-period': other.period, 'data-other-percent': other.usedPercent } : {}) },
+      el('h3', { title: summary.subscriptionId }, summary.subscriptionId),
+      el('div', { class: 'dial' }, canvas, el('div', { class: 'pct' }, fmtPct(pct))),
+      el('div', { class: 'period' }, `${quota.period} quota`),
+      el('div', { class: 'limit' }, limits.join(' · ')),
+      ...(other ? [el('div', { class: `other level-${otherLevel}` },
+        `${other.period === 'day' ? 'Today' : 'Month'}: ${fmtPct(other.usedPercent)} of its ${other.period} quota`)] : []),
+      el('div', { class: 'badge' }, notes.join(' · ')));
       box.append(card);
       const shownPct = Math.min(pct, 100);
       charts[`gauge-${shown}`] = new Chart(canvas, {
@@ -346,7 +419,29 @@
     $('no-quotas').hidden = shown > 0;
     const monthLabel = parseDay(`${month}-01`).toLocaleDateString(undefined, { month: 'long', year: 'numeric', timeZone: 'UTC' });
     $('quota-hint').textContent = thresholds.length
-      ? `${monthLabel} · alerts at ${thresholds.join(' / ')} %` : monthLabel;
+      ? `${monthLabel} · the quota nearest its limit, day or month · alerts at ${thresholds.join(' / ')} %`
+      : monthLabel;
+  }
+
+  // -- probe time axis: ticks on round UTC times, labelled by what changes between them ----------
+  const MINUTE_MS = 60000;
+  const TICK_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080].map((m) => m * MINUTE_MS);
+
+  function timeTicks(min, max, most = 8) {
+    const span = Math.max(max - min, MINUTE_MS);
+    const step = TICK_STEPS.find((s) => span / s <= most) || TICK_STEPS[TICK_STEPS.length - 1];
+    const ticks = [];
+    for (let v = Math.ceil(min / step) * step; v <= max; v += step) ticks.push(v);
+    return { step, ticks };
+  }
+
+  function timeLabel(value, step, previous) {
+    const at = new Date(value);
+    const day = at.toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+    if (step >= DAY_MS) return day;
+    const time = at.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', hour12: false, timeZone: 'UTC' });
+    const newDay = previous === null || isoDay(new Date(previous)) !== isoDay(at);
+    return newDay ? `${day} ${time}` : time;
   }
 
   async function renderProbes(from, to) {
@@ -366,6 +461,9 @@
     }));
     const failures = report.attempts.filter((a) => !a.success).map((a) => ({ x: Date.parse(a.at), y: a.latencyMs }));
     const times = report.attempts.map((a) => Date.parse(a.at));
+    const axisMin = Math.min(...times);
+    const axisMax = Math.max(...times);
+    const { step, ticks } = timeTicks(axisMin, axisMax);
     if (failures.length) {
       datasets.push({ label: 'failed', data: failures, showLine: false, pointStyle: 'crossRot', pointRadius: 6,
         borderColor: '#dc2626', backgroundColor: '#dc2626' });
@@ -374,11 +472,16 @@
       type: 'scatter', data: { datasets },
       options: { responsive: true, maintainAspectRatio: false, animation: false,
         plugins: { legend: { position: 'bottom', labels: { boxWidth: 12, usePointStyle: true } },
-          tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmtInt(c.parsed.y)} ms` } } },
+          tooltip: { callbacks: { title: (items) => (items.length ? `${new Date(items[0].parsed.x).toISOString()
+            .slice(0, 16).replace('T', ' ')} UTC` : ''),
+          label: (c) => `${c.dataset.label}: ${fmtInt(c.parsed.y)} ms` } } },
         scales: {
-          x: { type: 'linear', min: Math.min(...times), max: Math.max(...times), ticks: { maxTicksLimit: 6, callback: (v) => new Date(v).toLocaleString(undefined,
-            { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC' }) },
-          grid: { color: '#eef2f7' } },
+          x: { type: 'linear', min: axisMin, max: axisMax,
+            title: { display: true, text: 'time (UTC)' },
+            afterBuildTicks: (axis) => { axis.ticks = ticks.map((value) => ({ value })); },
+            ticks: { autoSkip: false, maxRotation: 0,
+              callback: (v, i) => timeLabel(v, step, i > 0 ? ticks[i - 1] : null) },
+            grid: { color: '#eef2f7' } },
           y: { beginAtZero: true, title: { display: true, text: 'latency (ms)' }, grid: { color: '#eef2f7' } },
         } },
     });
@@ -394,6 +497,34 @@
           el('td', { class: 'num' }, ms(d.latencyP95Ms)),
           el('td', {}, el('span', { class: `pill ${failing ? 'bad' : 'ok'}` }, status)));
       }));
+  }
+
+  // -- price list and cost split (fields of /api/usage's totals; nothing shown when absent) -------
+  const SPLITS = [
+    ['meter', 'By meter', { costInput: 'input', costCachedInput: 'cached input', costOutput: 'output',
+      costAudio: 'audio', costCacheWrite: 'cache writes', costPtu: 'PTU hours' }],
+    ['deployment', 'By deployment type', { costGlobal: 'Global', costDataZone: 'Data Zone', costRegional: 'Regional',
+      costUncatalogued: 'uncatalogued' }],
+    ['basis', 'By cost basis', { costPayg: 'pay-as-you-go', costBatch: 'batch', costPtuAllocated: 'PTU allocated',
+      costOverride: 'negotiated rate' }],
+  ];
+
+  function renderPrices(totals) {
+    const asOf = totals.priceAsOf || null;
+    const prices = $('footer-prices');
+    prices.textContent = asOf ? `Prices as of ${asOf}` : 'Cost is computed at read time from the price table in force on each day.';
+    prices.dataset.asOf = asOf || '';
+    const box = $('cost-split');
+    const groups = [];
+    for (const [kind, title, fields] of SPLITS) {
+      const parts = Object.entries(fields).filter(([field]) => Number(totals[field]))
+        .map(([field, label]) => [label, Number(totals[field])]).sort((a, b) => b[1] - a[1]);
+      if (!parts.length) continue;
+      groups.push(el('span', { class: 'split', 'data-split': kind }, el('strong', {}, `${title}: `),
+        parts.map(([label, value]) => `${label} ${fmtMoney(value)}`).join(' · ')));
+    }
+    box.replaceChildren(...groups);
+    box.hidden = groups.length === 0;
   }
 
   // -- the load cycle --------------------------------------------------------------------------
@@ -417,15 +548,24 @@
       if (!me) {
         me = await api('/api/access/me');
         for (const name of me.subscriptions || []) known.add(name);
+        if (AUTH === 'entra') {
+          sessionStorage.removeItem(SIGN_IN_STORE);
+          $('who').textContent = String(me.caller || '').replace(/^principal:/, '');
+          $('who').hidden = false;
+        }
       }
       const query = [['from', from], ['to', to], ['granularity', 'day'], ['groupBy', 'subscription,model'],
         ['pageSize', '5000'], ...[...selected].map((s) => ['subscription', s])];
-      const usage = await usageAll(query);
+      const [usage, anomalyReport] = await Promise.all([usageAll(query),
+        optional('/api/anomalies', [['from', from], ['to', to], ['limit', '1000']]).catch(() => null)]);
       currency = usage.totals.currency || currency;
       for (const row of usage.rows) known.add(row.subscriptionId);
       renderSubscriptionOptions();
       renderKpis(usage.totals);
-      const subs = renderUsage(usage, from, to);
+      renderPrices(usage.totals);
+      const anomalies = ((anomalyReport && anomalyReport.anomalies) || [])
+        .filter((a) => !selected.size || selected.has(a.subscriptionId));
+      const subs = renderUsage(usage, from, to, anomalies);
       $('footer-range').textContent = `${from} – ${to} (UTC) · ${fmtInt(subs.length)} subscriptions · `
         + `${fmtInt(usage.rowCount)} rows in ${usage.pages} page${usage.pages === 1 ? '' : 's'}`;
       await Promise.all([renderQuotas(subs, to), renderProbes(from, to)]);
@@ -443,12 +583,32 @@
       askForKey('That key was not accepted. Try again.');
       return;
     }
+    if (error instanceof HttpError && error.status === 401 && AUTH === 'entra') {
+      signIn();
+      return;
+    }
     if (error instanceof HttpError && error.status === 401) {
       showMessage('This page needs the function key: open it as /api/dashboard?code=<function key>.');
     } else {
       showMessage(error.message || String(error));
     }
     setState('error');
+  }
+
+  /** entra: off to App Service Authentication's sign-in, back to this very view; at most once a minute,
+   * so a sign-in that does not take ends on a message rather than a loop. */
+  function signIn() {
+    const last = Number(sessionStorage.getItem(SIGN_IN_STORE) || 0);
+    if (Date.now() - last < 60000) {
+      showMessage('Signing in did not give this page access: reload it, or ask an admin to check App Service '
+        + 'Authentication.');
+      setState('error');
+      return;
+    }
+    sessionStorage.setItem(SIGN_IN_STORE, String(Date.now()));
+    setState('signing-in');
+    const back = `${location.pathname}${location.search}`;
+    location.assign(`/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent(back)}`);
   }
 
   function askForKey(problem) {
@@ -461,8 +621,13 @@
   }
 
   // -- wiring ------------------------------------------------------------------------------------
+  /** Month to date, unless the month is only days old: then the last 30 days (a range worth reading). */
+  function defaultRange() {
+    return todayUtc().getUTCDate() < SHORT_MONTH_DAYS ? preset('30') : preset('mtd');
+  }
+
   function start() {
-    const [defaultFrom, defaultTo] = preset('mtd');
+    const [defaultFrom, defaultTo] = defaultRange();
     $('from').value = validDay(pageParams.get('from')) ? pageParams.get('from') : isoDay(defaultFrom);
     $('to').value = validDay(pageParams.get('to')) ? pageParams.get('to') : isoDay(defaultTo);
     for (const name of selected) known.add(name);
@@ -493,6 +658,10 @@
       load();
     });
     $('signout').addEventListener('click', () => {
+      if (AUTH === 'entra') {
+        location.assign(`/.auth/logout?post_logout_redirect_uri=${encodeURIComponent(location.pathname)}`);
+        return;
+      }
       sessionStorage.removeItem(KEY_STORE);
       me = null;
       askForKey('');
@@ -502,7 +671,8 @@
       askForKey('');
       return;
     }
-    $('signout').hidden = AUTH !== 'apikey';
+    if (AUTH === 'entra') $('signout').textContent = 'Sign out';
+    $('signout').hidden = AUTH !== 'apikey' && AUTH !== 'entra';
     load();
   }
 

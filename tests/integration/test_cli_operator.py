@@ -99,3 +99,35 @@ def test_demo_data_keeps_the_replaced_workspace(tmp_path: Path, capsys: pytest.C
     assert read_contents(tmp_path / "ws.previous.duckdb") == first
     second = read_contents(workspace)
     assert second is not None and second.gateway_rows > first.gateway_rows
+
+
+def test_rerun_keeps_imported_logs_and_fresh_sets_them_aside(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A local run over a workspace holding imported logs keeps and rolls them up; --fresh warns,
+    keeps the old file as .previous and writes demo data."""
+    from tests.integration.test_import_example import documented_example
+
+    workspace = tmp_path / "data" / "workspace.duckdb"
+    source = tmp_path / "imported.json"
+    source.write_text(documented_example())
+    path = settings_file(tmp_path, {**sample_values(), "LOCAL_WORKSPACE_PATH": str(workspace)})
+    assert main(["--settings", str(path), "workspace", "import", str(source)]) == 0
+    imported = read_contents(workspace)
+    assert imported is not None and imported.gateway_rows == 1
+    capsys.readouterr()
+
+    assert main(["--settings", str(path), "local-run", "--port", "0", "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    assert "keeping the workspace" in out and "demo workspace" not in out
+    live = next(line for line in out.splitlines() if line.strip().startswith("demo traffic team-search"))
+    live_requests = sum(int(part.split("x")[0]) for part in live.split("team-search", 1)[1].split(","))
+    summary = out.split("subscription", 1)[1]
+    team = next(line.split() for line in summary.splitlines() if line.startswith("team-search"))
+    assert int(team[1]) == live_requests + 1, out  # the live calls and the imported request, rolled up
+    kept = read_contents(workspace)
+    assert kept is not None and kept.gateway_rows > 1 and kept.first == imported.first  # + the live traffic
+
+    assert main(["--settings", str(path), "local-run", "--port", "0", "--no-serve", "--fresh"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: --fresh replaces the workspace" in out and "demo workspace" in out
+    assert read_contents(tmp_path / "data" / "workspace.previous.duckdb") == kept

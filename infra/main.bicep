@@ -309,6 +309,23 @@ module apiSettings 'app/api-settings.bicep' = {
   ]
 }
 
+// Availability test of /api/health (503 when the rollup lags past ROLLUP_MAX_LAG_MINUTES). Only with
+// Entra sign-in: /api/health is then open; with function keys it would need a key in the test's
+// definition, readable by anyone who can read the test (docs/operations.md, "Monitoring").
+module healthAvailabilityTest 'core/monitor/availability-test.bicep' = if (entraSignIn) {
+  name: 'health-availability-test'
+  params: {
+    location: location
+    tags: tags
+    name: 'webtest-chargeback-health-${resourceToken}'
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    healthUrl: '${api.outputs.uri}/api/health'
+  }
+  dependsOn: [
+    apiSettings
+  ]
+}
+
 // ---------------------------------------------------------------------------
 // Optional sandbox: APIM + Azure OpenAI
 // ---------------------------------------------------------------------------

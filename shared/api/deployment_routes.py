@@ -45,10 +45,13 @@ def _pricing_admin(request: Request, context: Context) -> None:
 
 
 async def deployment_store(context: Context) -> DeploymentRepository:
-    from shared.composition import deployment_store as build
+    """The catalog's table, through the usage store's client (built once per process, in the thread pool)."""
+    from shared.adapters.deployment_tables import DeploymentTableStore
+    from shared.adapters.table_access import TableAccess
 
     def get() -> DeploymentRepository:
-        return context.cached("deployment_store", lambda settings: build(settings, context.tables))
+        return context.cached("deployment_store",
+                              lambda settings: DeploymentTableStore(TableAccess(context.tables, settings.table_prefix)))
 
     return get() if context.built("deployment_store") else await run_in_threadpool(get)
 

@@ -71,6 +71,47 @@ def query(table: Any, query_filter: str, parameters: Mapping[str, str],
             params.pop("NextRowKey", None)
 
 
+Continuation = tuple[str, str | None]  # (x-ms-continuation-NextPartitionKey, ...-NextRowKey)
+
+
+def query_pages(table: Any, query_filter: str, parameters: Mapping[str, str], select: Sequence[str] | None = None,
+                resume: Continuation | None = None,
+                ) -> Iterator[tuple[Continuation | None, list[dict[str, Any]], Continuation | None]]:
+    """:func:`query` one response page at a time, starting at ``resume`` (a continuation this
+    function returned earlier for the same filter): ``(continuation it was fetched with, entities,
+    continuation of the next page or None)``.  A caller can stop after any page and come back later
+    from either continuation (the usage report's page tokens carry one)."""
+    from azure.core.rest import HttpRequest
+
+    _, table_url, sas = endpoints(table)
+    headers = {**PROTOCOL_HEADERS, "Accept": "application/json;odata=minimalmetadata"}
+    params = {"$filter": bind(query_filter, parameters)}
+    if select:
+        params["$select"] = ",".join(select)
+    dates: dict[str, datetime] = {}
+    plans: dict[tuple[str, ...], Plan] = {}
+    current = resume
+    while True:
+        paged = dict(params)
+        if current is not None:
+            paged["NextPartitionKey"] = current[0]
+            if current[1]:
+                paged["NextRowKey"] = current[1]
+        encoded = "&".join(f"{name}={quote(value, safe='')}" for name, value in paged.items())
+        response = send(table, HttpRequest("GET", f"{table_url}()?{sas + '&' if sas else ''}{encoded}",
+                                           headers=headers))
+        body: bytes = response.read()
+        if response.status_code != 200:
+            raise StorageError(f"query refused with HTTP {response.status_code}: {error_text(body)}")
+        entities = [_entity(raw, dates, plans) for raw in json.loads(body)["value"]]
+        next_partition = response.headers.get("x-ms-continuation-NextPartitionKey")
+        following = (next_partition, response.headers.get("x-ms-continuation-NextRowKey")) if next_partition else None
+        yield current, entities, following
+        if following is None:
+            return
+        current = following
+
+
 Plan = list[tuple[str, Callable[[Any], Any] | None]]
 
 

@@ -20,6 +20,7 @@ from shared.core.access import Scope
 from shared.ports import AlertOutbox, QuotaRepository, UsageRepository
 from shared.services.costing import PriceCatalog
 from shared.services.probe import ProbeRepository
+from shared.services.report import UsagePages
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # adapters load on first use, not with the app (cold start)
@@ -79,6 +80,12 @@ class AppContext:
     @property
     def store(self) -> UsageRepository:
         return self.tables
+
+    def usage_pages(self) -> UsagePages:
+        """The usage table read a storage page at a time (the report's resumable reads)."""
+        from shared.adapters.usage_pages import TableUsagePages
+
+        return self.cached("usage_pages", lambda _: TableUsagePages(self.tables))
 
     def price_catalog(self) -> PriceCatalog:
         from shared.composition import price_catalog
@@ -156,6 +163,10 @@ async def usage_store(context: Context) -> UsageRepository:
     return await _built(context, "tables", lambda: context.store)
 
 
+async def usage_pages(context: Context) -> UsagePages:
+    return await _built(context, "usage_pages", context.usage_pages)
+
+
 async def price_catalog(context: Context) -> PriceCatalog:
     return await _built(context, "price_catalog", context.price_catalog)
 
@@ -188,6 +199,7 @@ async def now(context: Context) -> datetime:
 
 # Route parameters: ``def route(quotas: Quotas, ...)``.  Typed by the ports the services take.
 UsageStore = Annotated[UsageRepository, Depends(usage_store)]
+UsageReads = Annotated[UsagePages, Depends(usage_pages)]
 Prices = Annotated[PriceCatalog, Depends(price_catalog)]
 Quotas = Annotated[QuotaRepository, Depends(quota_store)]
 Grants = Annotated[GrantStore, Depends(access_store)]

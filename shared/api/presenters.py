@@ -2,22 +2,22 @@
 
 Field names are camelCase; moments are ISO text with ``Z``; money is exact decimal text (never a
 float, never rounded).  CSV carries the same columns as the JSON rows, with cells a spreadsheet
-would run as a formula defused (:func:`csv_text`, also used by the command line).
+would run as a formula defused, by :mod:`shared.core.csv_cells` (:func:`csv_text`, also used by the
+command line; the usage CSV streamed by :func:`usage_csv`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from shared.core.access import Scope
 from shared.core.alerting import alert_document
+from shared.core.csv_cells import csv_lines, quoted_csv
 from shared.core.costing_rules import Pricing
 from shared.core.meters import meter_price_record
 from shared.core.moments import iso
-from shared.core.pricing import ZERO, Cost, PriceTable, money_text, sum_costs
+from shared.core.pricing import ZERO, Cost, PriceTable, money_text
 from shared.core.quotas import Quota, quota_json
 from shared.core.rate_overrides import override_json
 from shared.core.usage import COUNTER_NAMES, Counters, UsageRow, total
@@ -27,12 +27,11 @@ from shared.services.costing import Chargeback
 from shared.services.quota_views import QuotaView
 from shared.services.report import ReportRow, UsageQuery
 from shared.services.summary import QuotaUse, SubscriptionSummary, Usage
-from shared.services.usage_report import UsageReport
+from shared.services.usage_report import Totals, UsageReport, UsageRows
 
 # groupBy field -> its JSON / CSV column
 FIELD_COLUMNS = {"subscription": "subscriptionId", "product": "productId", "model": "model",
                  "deployment": "deployment"}
-FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 
 # -- shared pieces ----------------------------------------------------------------------------------
@@ -44,15 +43,14 @@ def wants_csv(format: str) -> bool:
 
 
 def csv_text(columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> str:
-    """A header and one line per record (``\\n`` line ends).  A text cell starting like a formula
-    (``=``, ``+``, ``-``, ``@``) is prefixed with a quote, so a spreadsheet shows it instead of running it."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in FORMULA_PREFIXES else v)
-                         for k, v in record.items()})
-    return buffer.getvalue()
+    """A header and one line per record, every field quoted, formula-like text defused
+    (:mod:`shared.core.csv_cells`); plain numbers stay numbers."""
+    return quoted_csv(columns, records)
+
+
+def csv_chunks(columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> Iterator[str]:
+    """:func:`csv_text` in pieces, written as the records come (a streamed response)."""
+    return csv_lines(columns, records)
 
 
 def attachment(filename: str) -> dict[str, str]:
@@ -118,14 +116,15 @@ def _grouped_row(row: ReportRow, group_by: Sequence[str], currency: str) -> dict
     }
 
 
-def _totals(rows: Sequence[ReportRow], currency: str) -> dict[str, object]:
-    cost = sum_costs(row.cost for row in rows)
-    return {**counters_json(sum((row.counters for row in rows), Counters())), **cost_fields(cost, currency),
+def usage_totals(totals: Totals, currency: str) -> dict[str, object]:
+    """The ``totals`` of a report (the first page renders them; the token carries them on)."""
+    cost = totals.cost
+    return {**counters_json(totals.counters), **cost_fields(cost, currency),
             "unpricedModels": sorted(cost.unpriced_models)}
 
 
 def usage_json(report: UsageReport) -> dict[str, object]:
-    """One page of rows; ``totals`` and ``rowCount`` always cover the whole result."""
+    """One page of rows; ``totals`` and ``rowCount`` cover the whole result (computed by the first page)."""
     query = report.query
     return {
         "from": iso(query.start),
@@ -136,22 +135,22 @@ def usage_json(report: UsageReport) -> dict[str, object]:
                     "deployment": list(query.deployments)},
         "groupBy": list(query.group_by),
         "rows": [_grouped_row(row, query.group_by, report.currency) for row in report.page],
-        "totals": _totals(report.rows, report.currency),
-        "rowCount": len(report.rows),
+        "totals": dict(report.totals),
+        "rowCount": report.row_count,
         "pageSize": report.page_size,
         "next": report.next_token,
     }
 
 
-def usage_csv(report: UsageReport) -> str:
+def usage_csv(report: UsageRows) -> Iterator[str]:
     """Every row (CSV is never paged): period, the grouped key columns, counters, cost."""
     query = report.query
     columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
                *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens", *SPLIT_COLUMNS]
-    return csv_text(columns, (_cells(_grouped_row(row, query.group_by, report.currency)) for row in report.rows))
+    return csv_chunks(columns, (_cells(_grouped_row(row, query.group_by, report.currency)) for row in report.rows))
 
 
-def usage_csv_filename(report: UsageReport) -> str:
+def usage_csv_filename(report: UsageReport | UsageRows) -> str:
     query = report.query
     return f"usage-{query.start:%Y%m%d}-{query.end:%Y%m%d}-{query.granularity.value}.csv"
 

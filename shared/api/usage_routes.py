@@ -1,20 +1,28 @@
-"""Usage report routes: ``/api/usage``, ``/api/usage/{subscription}/summary`` and ``/api/health``."""
+"""Usage report routes: ``/api/usage``, ``/api/usage/{subscription}/summary`` and ``/api/health``.
+
+The usage CSV is streamed: rows are written as storage pages are read (memory independent of the
+range).  Its header and first rows are produced before the response starts, so a request refused
+or failing early still gets a clean error response; a storage failure later ends the stream.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from itertools import chain
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from shared.api import presenters
-from shared.api.deps import CallerScope, Context, Now, Prices, Quotas, TokenKey, UsageStore
+from shared.api.deps import CallerScope, Context, Now, Prices, Quotas, TokenKey, UsageReads, UsageStore
 from shared.core.months import MONTH_PATTERN, parse_month
 from shared.core.quotas import MAX_SUBSCRIPTION_ID, check_subscription_id
 from shared.services.health import pipeline_health
-from shared.services.report import MAX_PAGE_SIZE
+from shared.services.report import DEFAULT_PAGE_SIZE, MAX_FILTER_VALUES, MAX_PAGE_SIZE
 from shared.services.summary import subscription_summary
-from shared.services.usage_report import UsageRequest, usage_report
+from shared.services.usage_report import UsageRequest, usage_report, usage_rows
 
 FROM_HELP = "ISO date or datetime, inclusive; default: start of the current month (UTC)"
 TO_HELP = "ISO date (that whole day included) or datetime (exclusive); default: now"
@@ -23,7 +31,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A bad parameter (named)"}, 401: {"description": "No or bad credentials"},
     403: {"description": "A subscription (or page token) outside the caller's access"}}
 
+FILTER_HELP = f"repeat or comma-separate for several (at most {MAX_FILTER_VALUES} values)"
+
+log = logging.getLogger(__name__)
 router = APIRouter()
+
+
+def streamed_csv(chunks: Iterator[str], filename: str) -> StreamingResponse:
+    """A CSV attachment streamed from ``chunks``; the first is produced here (before any byte is sent)."""
+    first = next(chunks)
+
+    def logged() -> Iterator[str]:
+        try:
+            yield from chunks
+        except Exception:
+            log.exception("the CSV %s stopped part way; the response ends truncated", filename)
+            raise
+
+    return StreamingResponse(chain([first], logged()), media_type="text/csv",
+                             headers=presenters.attachment(filename))
 
 
 @router.get("/api/health", summary="Storage reachability and rollup lag: 200 ok, 503 degraded or unavailable")
@@ -42,13 +68,14 @@ def usage(
     scope: CallerScope,
     now: Now,
     store: UsageStore,
+    pages: UsageReads,
     prices: Prices,
     token_key: TokenKey,
     subscription: Annotated[list[str] | None, Query(
-        description="APIM subscription id; repeat or comma-separate for several")] = None,
-    product: Annotated[list[str] | None, Query(description="only these APIM products")] = None,
-    model: Annotated[list[str] | None, Query(description="only these models")] = None,
-    deployment: Annotated[list[str] | None, Query(description="only these deployments")] = None,
+        description=f"APIM subscription id; {FILTER_HELP}")] = None,
+    product: Annotated[list[str] | None, Query(description=f"only these APIM products; {FILTER_HELP}")] = None,
+    model: Annotated[list[str] | None, Query(description=f"only these models; {FILTER_HELP}")] = None,
+    deployment: Annotated[list[str] | None, Query(description=f"only these deployments; {FILTER_HELP}")] = None,
     start: Annotated[str | None, Query(alias="from", description=FROM_HELP)] = None,
     end: Annotated[str | None, Query(alias="to", description=TO_HELP)] = None,
     granularity: Annotated[str | None, Query(description="hour, day (default) or month")] = None,
@@ -56,18 +83,19 @@ def usage(
         alias="groupBy", description="any of subscription, product, model, deployment (repeat or "
                                      "comma-separate); rows are summed over the others; default: all")] = None,
     page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE,
-                                           description="rows per page (JSON): default 1000, max 5000")] = None,
+                                           description=f"rows per page (JSON): default {DEFAULT_PAGE_SIZE}, "
+                                                       f"max {MAX_PAGE_SIZE}")] = None,
     next_token: Annotated[str | None, Query(alias="next", description="the `next` token of the previous "
                                                                       "page; other parameters unchanged")] = None,
-    format: Annotated[str, Query(description="json (default, paged) or csv (every row)")] = "json",
+    format: Annotated[str, Query(description="json (default, paged) or csv (every row, streamed)")] = "json",
 ) -> Response:
     as_csv = presenters.wants_csv(format)
     request = UsageRequest(subscription, product, model, deployment, start, end, granularity, group_by, page_size,
-                           next_token, every_row=as_csv)
-    report = usage_report(request, scope, now, store, prices.current, token_key)
+                           next_token)
     if as_csv:
-        return PlainTextResponse(presenters.usage_csv(report), media_type="text/csv",
-                                 headers=presenters.attachment(presenters.usage_csv_filename(report)))
+        rows = usage_rows(request, scope, now, store, pages, prices.current)
+        return streamed_csv(presenters.usage_csv(rows), presenters.usage_csv_filename(rows))
+    report = usage_report(request, scope, now, store, pages, prices.current, token_key, presenters.usage_totals)
     return JSONResponse(presenters.usage_json(report))
 
 

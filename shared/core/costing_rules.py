@@ -92,6 +92,17 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def meter_change_moments(book: PriceBook | None) -> dict[str, tuple[datetime, ...]]:
+    """Per model: the moments its meter prices start or end (a period containing one is split)."""
+    found: dict[str, set[datetime]] = {}
+    for row in book.rows if book else ():
+        moments = found.setdefault(row.key.model, set())
+        moments.add(row.effective_start)
+        if row.effective_end is not None:
+            moments.add(row.effective_end)
+    return {model: tuple(sorted(moments)) for model, moments in found.items()}
+
+
 @dataclass(frozen=True)
 class PtuPolicy:
     """How provisioned hours are charged: idle capacity ``unallocated`` (its own line per deployment)
@@ -115,19 +126,17 @@ class Pricing(PriceTable):
     ptu: PtuPolicy = field(default_factory=PtuPolicy)
     _moments: dict[tuple[str, str], tuple[datetime, ...]] = field(default_factory=dict, init=False, repr=False,
                                                                   compare=False)
-    _meter_moments: dict[str, list[datetime]] = field(default_factory=dict, init=False, repr=False,
-                                                      compare=False)
+    # Per model: every moment one of its meter prices starts or ends (computed from ``meters`` unless given:
+    # a catalog that keeps a book for a while computes it once, see :func:`meter_change_moments`).
+    meter_moments: Mapping[str, tuple[datetime, ...]] | None = field(default=None, repr=False, compare=False)
     # Results a caller may keep for the life of this pricing (one request): e.g. a month's PTU lines,
     # which a paged report would otherwise recompute for every storage page.
     memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for row in self.meters.rows if self.meters else ():
-            moments = self._meter_moments.setdefault(row.key.model, [])
-            moments.append(row.effective_start)
-            if row.effective_end is not None:
-                moments.append(row.effective_end)
+        if self.meter_moments is None:
+            object.__setattr__(self, "meter_moments", meter_change_moments(self.meters))
 
     @classmethod
     def of(cls, table: PriceTable, **parts: object) -> Pricing:
@@ -143,8 +152,9 @@ class Pricing(PriceTable):
         if found is None:
             versions = self.catalog.history(deployment)
             moments = {v.effective_from for v in versions}
+            by_model = self.meter_moments or {}
             for version in versions:
-                moments.update(self._meter_moments.get(version.model, ()))
+                moments.update(by_model.get(version.model.strip().lower(), ()))
             moments.update(self.overrides.change_moments())
             moments.update(_midnight(day) for day in self.change_dates(model))
             found = tuple(sorted(moments))

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Literal, Protocol, cast
 
 from shared.core.cost_lines import UNALLOCATED_CAPACITY, CostLine
-from shared.core.costing_rules import Pricing, PtuPolicy, cost_of_lines, period_end, token_lines
+from shared.core.costing_rules import (
+    Pricing,
+    PtuPolicy,
+    cost_of_lines,
+    meter_change_moments,
+    period_end,
+    token_lines,
+)
 from shared.core.deployments import DeploymentCatalog, DeploymentRepository, name_key
 from shared.core.meters import MeterFile, PriceBook, StoredBook, load_default_meters
 from shared.core.months import next_month
@@ -78,7 +85,11 @@ def merged_meters(currency: str, stored: StoredBook | None) -> tuple[PriceBook |
 
 @dataclass(frozen=True)
 class _Stored:
-    meters: StoredBook | None
+    """What the catalog read from storage, with what is derived from it once (not per request)."""
+
+    book: PriceBook | None
+    as_of: date | None
+    moments: dict[str, tuple[datetime, ...]]
     deployments: DeploymentCatalog
     overrides: RateOverrideBook
 
@@ -130,9 +141,8 @@ class PriceCatalog:
                                       f"is in {table.currency}; one currency only")
             table = with_overrides(table, (price for price, _ in overrides), "prices table")
         stored = self._stored(table.currency)
-        book, as_of = merged_meters(table.currency, stored.meters)
-        return Pricing.of(table, meters=book, meters_as_of=as_of, catalog=stored.deployments,
-                          overrides=stored.overrides, ptu=self._ptu)
+        return Pricing.of(table, meters=stored.book, meters_as_of=stored.as_of, meter_moments=stored.moments,
+                          catalog=stored.deployments, overrides=stored.overrides, ptu=self._ptu)
 
     def refresh(self) -> None:
         """Forget what was read from storage (after this process changed it: read again on next use)."""
@@ -144,7 +154,8 @@ class PriceCatalog:
         cached = self._stored_cache
         if cached is not None and cached[1] == currency and now - cached[0] <= OVERRIDES_TTL_SECONDS:
             return cached[2]
-        stored = _Stored(self._meters.load(currency) if self._meters is not None else None,
+        book, as_of = merged_meters(currency, self._meters.load(currency) if self._meters is not None else None)
+        stored = _Stored(book, as_of, meter_change_moments(book),
                          DeploymentCatalog(self._deployments.all() if self._deployments is not None else ()),
                          RateOverrideBook(self._rate_overrides.list_overrides()
                                           if self._rate_overrides is not None else ()))

@@ -1,31 +1,43 @@
-"""The ``/api/usage`` use case: parameters -> one page (or every row) of grouped, costed usage.
+"""The ``/api/usage`` use case: parameters -> one page (or every row, streamed) of grouped, costed usage.
 
 Parse and check the parameters, continue from a page token (verified, and bound to the same query
-and caller), read the rows in the caller's scope, price them at read time, group them, cut the page
-and seal the token of the next one.  The result is a domain object; rendering it as JSON or CSV is
-the presenter's job.
+and caller), read the rows in the caller's scope in storage order, price them at read time, group
+them block by block (:mod:`shared.services.report`), cut the page and seal the token of the next
+one.  A page never re-reads what an earlier page covered: the token carries where the next one
+resumes (the Table continuation of the storage page and the last row sent).
+
+``totals`` and ``rowCount`` describe the whole result.  The first page reads on to the end of the
+range to compute them (memory: one block and one storage page) and seals them into the token; the
+following pages repeat them from the token.  So the first page of a long report costs one pass over
+its range, every later page only its own rows.
+
+The result is a domain object; rendering it as JSON or CSV is the presenter's job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from shared.core.access import Scope
 from shared.core.paging import TOKEN_TTL, PageToken, check_binding, open_token, query_digest, seal
-from shared.core.pricing import PriceTable
+from shared.core.pricing import Cost, PriceTable
+from shared.core.usage import Counters
 from shared.errors import InvalidRequestError
 from shared.ports import UsageRepository
-from shared.services.costing import usage_costs
 from shared.services.report import (
+    Position,
     ReportRow,
+    UsagePages,
     UsageQuery,
-    group_rows,
-    page_after,
+    cut_page,
+    every_row,
     parse_page_size,
     parse_usage_query,
-    read_usage,
+    plan_reads,
+    priced_blocks,
 )
 
 
@@ -43,17 +55,39 @@ class UsageRequest:
     group_by: Sequence[str] | None = None
     page_size: int | None = None
     next_token: str | None = None
-    every_row: bool = False  # CSV: the whole result, never paged
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The whole result's sums, as the first page computes them."""
+
+    counters: Counters
+    cost: Cost
+    row_count: int
+
+
+# How the first page's totals travel in the token: rendered once (the presenter's JSON), repeated as is.
+RenderTotals = Callable[[Totals, str], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
 class UsageReport:
     query: UsageQuery  # the window of the first page when continuing
     currency: str
-    rows: list[ReportRow]  # the whole result: ``totals`` and ``rowCount`` cover these
-    page: list[ReportRow]  # what this response lists (every row when ``every_row``)
+    page: list[ReportRow]  # what this response lists
+    totals: Mapping[str, Any]  # the whole result's totals, rendered (RenderTotals)
+    row_count: int  # rows of the whole result
     page_size: int
     next_token: str | None  # continues after ``page``; None on the last page
+
+
+@dataclass(frozen=True)
+class UsageRows:
+    """Every row of the report (CSV), produced as the storage pages are read."""
+
+    query: UsageQuery
+    currency: str
+    rows: Iterator[ReportRow]
 
 
 def _digest(query: UsageQuery, start: str | None, end: str | None) -> str:
@@ -65,34 +99,59 @@ def _digest(query: UsageQuery, start: str | None, end: str | None) -> str:
                          "granularity": query.granularity.value, "groupBy": list(query.group_by)})
 
 
+def _query(request: UsageRequest, now: datetime) -> UsageQuery:
+    return parse_usage_query(request.subscriptions, request.start, request.end, request.granularity, now,
+                             products=request.products, models=request.models, deployments=request.deployments,
+                             group_by=request.group_by)
+
+
 def usage_report(request: UsageRequest, scope: Scope, now: datetime, repository: UsageRepository,
-                 prices: Callable[[], PriceTable], token_key: Callable[[], bytes]) -> UsageReport:
-    """One page of the report (or every row).
+                 pages: UsagePages, prices: Callable[[], PriceTable], token_key: Callable[[], bytes],
+                 render_totals: RenderTotals) -> UsageReport:
+    """One page of the report.
 
     ``prices`` and ``token_key`` are asked only when needed, so a request refused for its parameters
-    reads no price file, and a first and only page needs no token key.
+    reads no price file, and a first and only page needs no token key.  ``repository`` serves the
+    reads pricing needs beyond the rows (a month's day rows when a price changes inside it).
     """
     size = parse_page_size(request.page_size)
-    query = parse_usage_query(request.subscriptions, request.start, request.end, request.granularity, now,
-                              products=request.products, models=request.models, deployments=request.deployments,
-                              group_by=request.group_by)
+    query = _query(request, now)
     digest = _digest(query, request.start, request.end)
-    after: tuple[str, ...] | None = None
+    resume: Position | None = None
+    carried: Mapping[str, Any] = {}
     if request.next_token:
-        if request.every_row:
-            raise InvalidRequestError("next", "CSV is never paged: ask without a page token")
         token = open_token(token_key(), request.next_token, now)
         check_binding(token, digest, scope.digest())
-        query, after = replace(query, start=token.start, end=token.end), token.after
-    rows = read_usage(repository, query, scope)
-    # cost is added at read time from the price table in force per row date (rows stay token-only)
+        query = replace(query, start=token.start, end=token.end)
+        try:  # signed by us: malformed only if issued by another version of this code
+            resume, carried = Position.from_json(dict(token.position)), token.carried
+            carried = {"totals": dict(carried["totals"]), "rowCount": int(carried["rowCount"])}
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise InvalidRequestError("next", "not a valid page token; start again without it") from None
+    plan = plan_reads(query, scope)
     table = prices()
-    grouped = group_rows(rows, usage_costs(rows, repository, table), query.group_by)
-    if request.every_row:
-        return UsageReport(query, table.currency, grouped, grouped, size, None)
-    page, more = page_after(grouped, after, size)
+    page = cut_page(priced_blocks(pages, repository, table, query, plan, resume), size, whole=resume is None)
+    if resume is None:
+        totals = render_totals(Totals(page.counters, page.cost, page.row_count), table.currency)
+        carried = {"totals": totals, "rowCount": page.row_count}
     following = None
-    if more:
+    if page.following is not None:
         following = seal(token_key(), PageToken(digest, scope.digest(), query.start, query.end,
-                                                page[-1].sort_key(), now + TOKEN_TTL))
-    return UsageReport(query, table.currency, grouped, page, size, following)
+                                                page.following.as_json(), now + TOKEN_TTL, carried))
+    return UsageReport(query, table.currency, page.rows, carried["totals"], carried["rowCount"], size, following)
+
+
+def usage_rows(request: UsageRequest, scope: Scope, now: datetime, repository: UsageRepository,
+               pages: UsagePages, prices: Callable[[], PriceTable]) -> UsageRows:
+    """Every row (CSV is never paged), as an iterator that reads storage page by storage page.
+
+    Parameters, scope and prices are checked here, before any row is produced, so a refused request
+    is still a clean 4xx; a storage failure once rows flow ends the stream.
+    """
+    if request.next_token:
+        raise InvalidRequestError("next", "CSV is never paged: ask without a page token")
+    query = _query(request, now)
+    plan = plan_reads(query, scope)
+    table = prices()
+    return UsageRows(query, table.currency, every_row(pages, repository, table, query, plan))
+

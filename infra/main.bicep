@@ -248,6 +248,11 @@ var appSettings = {
   RETAIL_PRICES_URL: 'https://prices.azure.com/api/retail/prices'
   PTU_IDLE_COST: 'unallocated'
   PTU_RESERVATIONS: ''
+  // FinOps outputs. COST_EXPORT_CONTAINER: the blob container (URL, optionally with a folder) where Cost
+  // Management exports land; grant the app's identity Storage Blob Data Reader on it. Empty = reconciliation off.
+  FOCUS_BILLING_ACCOUNT_ID: ''
+  FOCUS_BILLING_ACCOUNT_NAME: ''
+  COST_EXPORT_CONTAINER: ''
 }
 // ===========================================================================
 // END APP SETTINGS

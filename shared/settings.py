@@ -277,6 +277,37 @@ def _page_token_key(settings: Settings, key: str, _: str | None) -> bytes:
     return hmac.new(secret.encode(), b"chargeback/page-token/v1", hashlib.sha256).digest()
 
 
+def _focus_account_id(settings: Settings, _: str, value: str | None) -> str:
+    """The value, else the APIM service's ARM id, else ``apim-chargeback/<TABLE_PREFIX>``: an id that says whose
+    dataset it is, never a made-up Azure billing account."""
+    for candidate in (value, settings.value("APIM_RESOURCE_ID")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return f"apim-chargeback/{settings.table_prefix}"
+
+
+def _focus_account_name(settings: Settings, _: str, value: str | None) -> str:
+    if value and value.strip():
+        return value.strip()
+    service = (settings.value("APIM_RESOURCE_ID") or "").strip().rstrip("/").rsplit("/", 1)[-1]
+    return f"APIM chargeback ({service})" if service else "APIM chargeback"
+
+
+def _container_url(_: Settings, key: str, value: str | None) -> str | None:
+    """A blob container URL (``https://<account>.blob.core.windows.net/<container>[/<folder>...]``); http only
+    for a loopback emulator (Azurite).  Unset = no container."""
+    if value is None or not value.strip():
+        return None
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and local)) \
+            or not parts.path.strip("/") or parts.query:
+        raise SettingError(key, "must be a blob container URL, https://<account>.blob.core.windows.net/<container>"
+                                "[/<folder>] (http only for a local emulator), without a query")
+    return url
+
+
 def _reservations(key: str, value: str | None) -> tuple[tuple[str, int, str, str, str], ...]:
     """``deployment:ptus:term:price:start`` entries, checked for shape (the PTU policy builds them)."""
     entries = []
@@ -397,7 +428,8 @@ class Settings:
                                "`off`, `dryrun` (log only) or `on` (suspend an APIM subscription at 100 % of its "
                                "quota).", _choice("off", "dryrun", "on"))
     apim_resource_id = Setting("APIM_RESOURCE_ID", None,
-                               "ARM id of the API Management service; required when ENFORCEMENT_MODE is not `off`.",
+                               "ARM id of the API Management service; required when ENFORCEMENT_MODE is not `off` "
+                               "and by `chargeback subscriptions sync`.",
                                _apim_resource_id)
     # -- report API access and paging -------------------------------------------------------------------------
     trust_app_service_auth = Setting("TRUST_APP_SERVICE_AUTH", "false",
@@ -444,6 +476,18 @@ class Settings:
                                "PTU reservations, comma-separated `deployment:ptus:P1M|P1Y:pricePerPtu:YYYY-MM-DD` "
                                "(price for the whole term; empty = list rate per PTU-hour).",
                                lambda _, key, value: _reservations(key, value))
+
+    # -- FinOps outputs: FOCUS export, reconciliation with the bill --------------------------------------
+    focus_billing_account_id = Setting("FOCUS_BILLING_ACCOUNT_ID", None,
+                                       "FOCUS `BillingAccountId` of the exported rows; empty = APIM_RESOURCE_ID, else "
+                                       "`apim-chargeback/<TABLE_PREFIX>`.", _focus_account_id)
+    focus_billing_account_name = Setting("FOCUS_BILLING_ACCOUNT_NAME", None,
+                                         "FOCUS `BillingAccountName`; empty = `APIM chargeback (<APIM service name>)`.",
+                                         _focus_account_name)
+    cost_export_container = Setting("COST_EXPORT_CONTAINER", None,
+                                    "Blob container URL (optionally with a folder) of the Cost Management exports "
+                                    "GET /api/reconciliation reads, with the app's identity; empty = that route is off.",
+                                    _container_url)
 
     def __init__(self, values: Mapping[str, str], base_dir: Path | None = None) -> None:
         self._values = dict(values)

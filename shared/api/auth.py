@@ -1,6 +1,7 @@
 """Who is calling: the key check, the caller's subscription scope and the admin rule.
 
-* ``API_AUTH=apikey``: ``x-api-key`` must equal ``API_KEY`` (401 otherwise).
+* ``API_AUTH=apikey``: ``x-api-key`` must equal ``API_KEY`` — or ``ADMIN_API_KEY``: the admin key
+  reads whatever the API key reads — (401 otherwise).
 * ``API_AUTH=functionkey``: the Functions host has already checked the function key.
 * ``API_AUTH=entra``: App Service Authentication (Entra ID) signs every caller in and the host asks
   for no key; the app requires its principal (401 without one) on every route but health and the
@@ -68,7 +69,8 @@ def check_key(settings: Settings, headers: Mapping[str, str]) -> None:
         signed_in_principal(settings, headers)  # App Service Authentication, not a key, admits the caller
         return
     supplied = headers.get("x-api-key", "")
-    if not supplied or not _matches(supplied, settings.api_key):
+    admin_key = settings.admin_api_key
+    if not supplied or not (_matches(supplied, settings.api_key) or (admin_key and _matches(supplied, admin_key))):
         raise NotAuthorizedError("missing or invalid x-api-key header")
 
 

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from shared.core.access import Scope
 from shared.core.alerting import alert_document
-from shared.core.csv_cells import csv_lines, quoted_csv
 from shared.core.costing_rules import Pricing
+from shared.core.csv_cells import csv_lines, quoted_csv
 from shared.core.meters import meter_price_record
 from shared.core.moments import iso
 from shared.core.pricing import ZERO, Cost, PriceTable, money_text

@@ -9,9 +9,10 @@ reconciliation all write through :func:`csv_lines` / :func:`quoted_csv`.
   ``=``, ``+``, ``-``, ``@`` (or their full-width forms), a tab or a carriage return gets a leading
   ``'``, so it is shown as text instead of run.
 * Control characters (and line / paragraph separators) are removed from text cells.
-* **Numeric** columns (each output names them) are written as plain numbers and never neutralised:
-  ``-1.50`` is a credit, not a formula, and stays a number the spreadsheet can sum.  Only values
-  the code computed (ints, Decimals, money text) are put in numeric columns.
+* **Numbers stay numbers**: a cell that is exactly a plain decimal number (``-1.50``, ``42``) is
+  written as it is in any column — it is a credit or a count, never a formula, and stays a number
+  the spreadsheet can sum.  Columns an output declares **numeric** are never neutralised at all
+  (FOCUS and reconciliation name theirs); anything else is text.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from decimal import Decimal
 _REMOVED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 # A cell or a ;/,-separated part starting (after blanks) like a formula; the ' goes before the blanks.
 _FORMULA_PART = re.compile(r"(^|[;,])(?=[^\S\t\r]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20])")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _CONTROLS_BUT_TAB_CR = re.compile(r"[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 CHUNK = 64 * 1024  # characters per piece of a streamed CSV
 
@@ -51,11 +53,10 @@ def cell(value: object, numeric: bool) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if numeric and isinstance(value, Decimal):
-        return format(value, "f")
-    if numeric and isinstance(value, int | float | str):
-        return str(value)
-    return safe_cell(format(value, "f") if isinstance(value, Decimal) else str(value))
+    text = format(value, "f") if isinstance(value, Decimal) else str(value)
+    if numeric or _PLAIN_NUMBER.fullmatch(text):
+        return text
+    return safe_cell(text)
 
 
 def csv_lines(header: Sequence[str], records: Iterable[Mapping[str, object]],

@@ -47,8 +47,11 @@ def test_every_field_is_quoted_and_numbers_stay_numbers() -> None:
     assert [Decimal(r["cost"]) for r in parsed] == [Decimal("-1.50"), Decimal("-0.25")]
 
 
-def test_a_text_value_in_a_text_column_is_neutralised_even_if_it_looks_numeric() -> None:
-    assert quoted_csv(["model"], [{"model": "-1"}]).split("\r\n")[1] == '"\'-1"'
+@pytest.mark.parametrize(("value", "expected"), [("-1", "-1"), ("-0.0025", "-0.0025"), (-7, "-7"),
+                                                 ("-1+1", "'-1+1"), ("-1.5 credit", "'-1.5 credit"), ("-.5", "'-.5"),
+                                                 ("1e3", "1e3"), ("-1e3", "'-1e3"), ("+1", "'+1")])
+def test_a_plain_number_is_a_number_in_any_column_and_anything_else_is_text(value: object, expected: str) -> None:
+    assert quoted_csv(["note"], [{"note": value}]).split("\r\n")[1] == f'"{expected}"'
 
 
 def test_csv_lines_stream_in_bounded_pieces() -> None:

@@ -8,7 +8,7 @@ write (bench 4, README Performance).  This module writes the same bytes directly
 the SDK's separators and ASCII escapes, so U+2028 or a lone surrogate travels as ``\\u2028``) and
 reads back only the status lines.  The request still goes through the table client's own pipeline
 (:mod:`shared.adapters.table_rest`), so authentication (shared key or managed identity), retries
-and the user agent stay the SDK's.  ``tests/integration/test_table_format.py`` compares the bytes
+and the user agent stay the SDK's.  ``tests/unit/test_table_format.py`` compares the bytes
 with what the SDK's own transaction sends, for a corpus of hostile values.
 
 An answer that is neither the multipart ``202`` of a transaction nor the service's own refusal

@@ -49,6 +49,7 @@ class QuarantineRetry:
     kept: int  # entities in quarantine before the retry
     written: int  # ... accepted now (and cleared)
     still_refused: int
+    usage_rows: tuple[UsageRow, ...] = ()  # usage rows among the written: their days and months are derived again
 
 
 class QuarantineRepository(Protocol):

@@ -219,11 +219,17 @@ class TableStore:
         """Send every kept entity again; the ones accepted now leave the quarantine."""
         entries: list[Quarantined] = self.quarantine.entries()
         written = 0
-        for entry in entries:
-            if entry.entity is None:
-                continue  # listed only: too large to have been kept
-            written += self.replace_entities(entry.table_name, [entry.entity])  # refused: kept, attempts + 1
-        return QuarantineRetry(len(entries), written, len(entries) - written)
+        usage_rows: list[UsageRow] = []
+        for table_name, group in groupby(sorted(entries, key=lambda e: e.table_name), key=lambda e: e.table_name):
+            # listed only (too large to have been kept): never sent again
+            sendable = [entry for entry in group if entry.entity is not None]
+            # in transactions as any write; a refused one is kept again (attempts + 1), the rest cleared
+            written += self.replace_entities(table_name, [entry.entity for entry in sendable if entry.entity])
+            kept = self.quarantine.kept_keys()
+            for entry in sendable:
+                if entry.entity and table_name == self.usage_table and (table_name, entry.row_key) not in kept:
+                    usage_rows.append(usage_row({name: _kept_value(value) for name, value in entry.entity.items()}))
+        return QuarantineRetry(len(entries), written, len(entries) - written, tuple(usage_rows))
 
     def read(self, subscription_id: str, granularity: Granularity, start: datetime,
              end: datetime) -> list[UsageRow]:
@@ -293,6 +299,13 @@ class TableStore:
 
     def table_names(self) -> list[str]:
         return self.call(lambda: [t.name for t in self._service.list_tables()])
+
+
+def _kept_value(value: Any) -> Any:
+    """A kept (JSON-typed) value as a read gives it: DateTime text as an aware datetime."""
+    if getattr(getattr(value, "edm_type", None), "value", None) == "Edm.DateTime" and isinstance(value.value, str):
+        return datetime.fromisoformat(value.value.replace("Z", "+00:00"))
+    return plain(value)
 
 
 def _first_line(exc: Exception) -> str:

@@ -38,6 +38,7 @@ FORECAST_MIN_ELAPSED = Fraction(1, 10)
 FORECAST = "forecast"
 THRESHOLD = "threshold"
 ANOMALY = "anomaly"  # a day cost far above the subscription's own normal (core.anomalies)
+QUARANTINE = "quarantine"  # the pipeline's own: rows Table Storage refused are kept aside (tokens = how many)
 # Outbox statuses: recorded and not yet delivered everywhere / delivered to every channel /
 # a delivery round ended with a channel still failing (retried by later runs up to a limit).
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -137,6 +138,8 @@ class Alert:
         code = period_code(self.period.granularity, self.period_start)
         if self.kind in (FORECAST, ANOMALY):
             return f"{code}|{self.kind}"
+        if self.kind == QUARANTINE:  # once per incident, named by the moment it began
+            return f"{code}|{self.kind}|{self.period_start:%H%M%S}"
         return f"{code}|{THRESHOLD}|{self.threshold:04d}"
 
     @property
@@ -199,6 +202,8 @@ def anomaly_alert(anomaly: Anomaly, tokens: int, unpriced_tokens: int, currency:
 
 
 def title(alert: Alert) -> str:
+    if alert.kind == QUARANTINE:
+        return f"Chargeback rollup: {alert.tokens:,} rows refused by Table Storage are kept in quarantine"
     if alert.kind == ANOMALY:
         return (f"Spend anomaly: {alert.subscription_id} spent {display(alert.cost)} {alert.currency} on "
                 f"{alert.period_label}, usually {display(alert.baseline_cost or Decimal(0))}")
@@ -211,6 +216,10 @@ def title(alert: Alert) -> str:
 
 def facts(alert: Alert) -> list[tuple[str, str]]:
     """Human-readable facts for chat cards (no prompt text, no keys, no URLs: usage numbers only)."""
+    if alert.kind == QUARANTINE:
+        return [("Rows in quarantine", f"{alert.tokens:,}"),
+                ("Since", alert.period_start.strftime("%Y-%m-%d %H:%M UTC")),
+                ("Meanwhile", "every other row is written; each rollup run retries these")]
     if alert.kind == ANOMALY:
         return [("Subscription", alert.subscription_id), ("Day", f"{alert.period_label} (UTC)"),
                 ("Cost", f"{display(alert.cost)} {alert.currency}"),
@@ -236,7 +245,8 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
 def alert_document(alert: Alert) -> dict[str, object]:
     """An alert as JSON: the generic webhook body and the API's alert fields (usage numbers only)."""
     return {
-        "type": "chargeback.spend.anomaly" if alert.kind == ANOMALY else "chargeback.quota.alert",
+        "type": {ANOMALY: "chargeback.spend.anomaly", QUARANTINE: "chargeback.pipeline.quarantine"}.get(
+            alert.kind, "chargeback.quota.alert"),
         "version": 1,
         "alertId": alert.alert_id,
         "kind": alert.kind,

@@ -18,6 +18,7 @@ BENCHES = {
     "report-latency": "bench.report_latency",
     "cold-start": "bench.cold_start",
     "backfill": "bench.backfill",
+    "csv-stream": "bench.csv_stream",
     "ptu-allocation": "bench.ptu_allocation",
 }
 

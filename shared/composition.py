@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.adapters.tables import TableStore
 from shared.ports import LogSource
-from shared.services.rollup import RollupService
+from shared.services.rollup import WATERMARK_NAME, RollupService
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature is used
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature 
     from shared.services.deployment_sync import DeploymentSyncService
     from shared.services.lag_watch import PipelineWatch, QuarantineCounter
     from shared.services.probe import IncidentNotifier, ProbeService
+    from shared.services.quarantine_alarm import QuarantineAlarm
 
 
 def azure_credential() -> Any:
@@ -88,12 +89,27 @@ def _endpoint_of(connection_string: str) -> str:
 
 def rollup_service(settings: Settings, source: LogSource | None = None,
                    store: TableStore | None = None) -> RollupService:
+    """The rollup with its writer lease, quarantine (retried each run, one alert per incident)
+    and chunk sizing state, all in the usage store's account."""
+    from shared.adapters.run_lease import TableLease
+
     store = store or table_store(settings)
     return RollupService(source or log_source(settings), store, store,
                          lookback=settings.rollup_lookback, ingestion_delay=settings.rollup_ingestion_delay,
                          max_chunk=settings.rollup_max_chunk, usage_source=settings.usage_source,
                          probe_subscription=settings.probe_subscription_id,
-                         probe_header=settings.probe_marker_header)
+                         probe_header=settings.probe_marker_header,
+                         lease=TableLease(store, WATERMARK_NAME), quarantine=store, state=store,
+                         on_quarantine=quarantine_alarm(settings, store))
+
+
+def quarantine_alarm(settings: Settings, store: TableStore | None = None) -> QuarantineAlarm:
+    """One alert per quarantine incident, recorded in the alert outbox (delivered by the alert run)."""
+    from shared.adapters.quarantine import QuarantineIncidentTable
+    from shared.services.quarantine_alarm import QuarantineAlarm
+
+    store = store or table_store(settings)
+    return QuarantineAlarm(QuarantineIncidentTable(store), alert_outbox(settings, store))
 
 
 def probe_store(settings: Settings, credential: Any | None = None) -> ProbeStore:

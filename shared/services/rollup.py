@@ -3,29 +3,53 @@ rows for the touched periods, then advance the watermark.
 
 Crash safety comes from the order: the watermark moves only after every write succeeded, and every
 write is an idempotent replace of a row computed from complete inputs, so a rerun of the same
-window (after a crash or concurrently) converges to the same rows.
+window (after a crash) converges to the same rows.
+
+One writer at a time: a run (scheduled or backfill) holds the writer lease (``WriterLease``) and
+confirms it before every chunk it writes, so a run whose query is older than another run's rows can
+never overwrite them.  Rows Table Storage refuses are quarantined by the store and retried by the
+next runs; they never stop the window (``QuarantineRepository``).
+
+Chunks are sized by result rows: the previous run's densest rows per hour of log decide how many
+hours one query covers (about ``TARGET_ROWS``, far under Log Analytics' 500,000-row / ~64 MB cap,
+at most ``max_chunk``), and a partial result halves the chunk and asks again, down to one hour.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.core.keys import storable_key
 from shared.core.kql import declared_parameters
 from shared.core.months import next_month
 from shared.core.usage import Counters, Granularity, UsageRow, merge, normalize_key, touched_periods
-from shared.core.windows import Window, backfill_window, rollup_window, split
-from shared.ports import LogSource, UsageRepository, WatermarkRepository
-from shared.queries import load
+from shared.core.windows import HOUR, Window, backfill_window, floor_hour, rollup_window, split
+from shared.errors import PartialResultError
+from shared.ports import (
+    LogSource,
+    QuarantineRepository,
+    QuarantineRetry,
+    RollupState,
+    UsageRepository,
+    WatermarkRepository,
+    WriterLease,
+)
+from shared.queries import Query, load
 from shared.services import telemetry
 
 WATERMARK_NAME = "usage-rollup"
 USAGE_QUERIES = {"llmlog": "usage_by_subscription", "auto": "usage_by_subscription",
                  "gatewaybody": "usage_from_gateway_body"}  # the body-only query needs no LLM-log table
 Progress = Callable[[Window], None]
+TARGET_ROWS = 200_000  # result rows per query: 40 % of Log Analytics' 500,000-row cap
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,15 +61,22 @@ class RollupResult:
     derived_rows_written: int = 0
     seconds: float = 0.0
     watermark: datetime | None = None
+    quarantined: int = 0  # rows kept in quarantine after the run (refused by Table Storage)
+    retried: QuarantineRetry | None = None  # the quarantine retry this run began with
     requests: int = 0  # gateway requests in the rows read
     unmetered_requests: int = 0  # ... of which without token counts
 
     def summary(self) -> str:
         if self.window is None:
             return "nothing to roll up yet (window empty)"
-        return (f"window {self.window.start.isoformat()} .. {self.window.end.isoformat()}: "
+        text = (f"window {self.window.start.isoformat()} .. {self.window.end.isoformat()}: "
                 f"{self.queries} queries, {self.rows_read} rows read, {self.hourly_rows_written} hourly + "
                 f"{self.derived_rows_written} day/month rows written in {self.seconds:.2f}s")
+        if self.retried is not None and self.retried.written:
+            text += f"; {self.retried.written} quarantined rows written on retry"
+        if self.quarantined:
+            text += f"; {self.quarantined} rows in quarantine (refused by Table Storage, retried each run)"
+        return text
 
 
 def usage_rows(records: list[dict[str, Any]]) -> list[UsageRow]:
@@ -60,7 +91,9 @@ def usage_rows(records: list[dict[str, Any]]) -> list[UsageRow]:
                           unmetered_streamed=r["UnmeteredStreamed"], unmetered_truncated=r["UnmeteredTruncated"]))
         for r in records
     ]
-    return merge(rows, Granularity.HOUR)
+    # Names as they are stored (too long or invalid ones shortened): two names that shorten alike
+    # are one row, summed, and a row read back has the very key it was written with.
+    return merge([replace(row, key=storable_key(row.key)) for row in rows], Granularity.HOUR)
 
 
 class RollupService:
@@ -68,7 +101,10 @@ class RollupService:
                  lookback: timedelta, ingestion_delay: timedelta, max_chunk: timedelta,
                  usage_source: str = "auto", probe_subscription: str = "",
                  probe_header: str = "x-chargeback-probe",
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 lease: WriterLease | None = None, quarantine: QuarantineRepository | None = None,
+                 state: RollupState | None = None, on_quarantine: Callable[[int], None] | None = None,
+                 target_rows: int = TARGET_ROWS) -> None:
         self.source = source
         self.usage = usage
         self.watermarks = watermarks
@@ -78,6 +114,10 @@ class RollupService:
         self.usage_source = usage_source
         self.probe = {"probe_subscription": probe_subscription, "probe_header": probe_header}
         self.clock = clock
+        self.lease, self.quarantine, self.state = lease, quarantine, state
+        self.on_quarantine = on_quarantine  # told the quarantine count after each run (the alert)
+        self.target_rows = target_rows
+        self._densest = 0.0  # result rows per hour of log, the most any chunk of this run saw
 
     def run(self, progress: Progress | None = None) -> RollupResult:
         """The scheduled run: ``[watermark - lookback, now - delay)``.
@@ -85,26 +125,109 @@ class RollupService:
         The watermark moves after each chunk is completely written, so a long catch-up that hits
         the function timeout keeps what it finished and the next run resumes from there.
         """
-        mark = self.watermarks.get(WATERMARK_NAME)
-        window = rollup_window(self.clock(), mark.value, self.lookback, self.ingestion_delay)
-        if window is None:
-            return RollupResult(None, watermark=mark.value)
+        with self._writer() as retried:
+            mark = self.watermarks.get(WATERMARK_NAME)
+            window = rollup_window(self.clock(), mark.value, self.lookback, self.ingestion_delay)
+            if window is None:
+                return RollupResult(None, watermark=mark.value, retried=retried)
 
-        def advance(chunk: Window) -> None:
-            nonlocal mark
-            mark = self.watermarks.advance(WATERMARK_NAME, mark, chunk.end)
-            if progress:
-                progress(chunk)
+            def advance(chunk: Window) -> None:
+                nonlocal mark
+                mark = self.watermarks.advance(WATERMARK_NAME, mark, chunk.end)
+                if progress:
+                    progress(chunk)
 
-        result = self._process(window, advance)
-        return replace(result, watermark=mark.value)
+            result = self._process(window, advance)
+            return replace(result, watermark=mark.value, quarantined=self._after_quarantine(), retried=retried)
 
     def backfill(self, start: datetime, end: datetime, progress: Progress | None = None) -> RollupResult:
         """An explicit range (rows older than the lookback); the watermark is left alone."""
-        return self._process(backfill_window(start, end), progress, months_per_chunk=False)
+        with self._writer() as retried:
+            result = self._process(backfill_window(start, end), progress, months_per_chunk=False)
+            return replace(result, quarantined=self._after_quarantine(), retried=retried)
 
     def chunks(self, start: datetime, end: datetime) -> list[Window]:
-        return list(split(backfill_window(start, end), self.max_chunk))
+        """The chunks a backfill plans (a partial result may split one further)."""
+        return list(split(backfill_window(start, end), timedelta(hours=self._chunk_hours())))
+
+    # -- one writer, quarantine, chunk size -------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[QuarantineRetry | None]:
+        """Hold the writer lease for the run; begin by sending quarantined rows again."""
+        if self.lease is not None:
+            self.lease.acquire()
+        try:
+            retried = self.quarantine.retry_quarantined() if self.quarantine is not None else None
+            if retried is not None and retried.kept:
+                log.warning("quarantine retry: %d kept, %d written now, %d still refused", retried.kept,
+                            retried.written, retried.still_refused)
+            if retried is not None and retried.usage_rows:
+                self._derive_again(retried.usage_rows)
+            self._densest = 0.0
+            yield retried
+            if self.state is not None and self._densest:
+                self.state.record_rows_per_hour(WATERMARK_NAME, self._densest)
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+
+    def _derive_again(self, written: tuple[UsageRow, ...]) -> None:
+        """Days and months over rows the quarantine just let through (their sums left them out)."""
+        days = {(row.subscription_id, Granularity.DAY.period_start(row.period_start))
+                for row in written if row.granularity is Granularity.HOUR}
+        day_rows = [day_row for subscription, day in sorted(days)
+                    for day_row in merge(self.usage.read(subscription, Granularity.HOUR, day, day + timedelta(days=1)),
+                                         Granularity.DAY)]
+        self._confirm_writer()
+        self.usage.upsert(day_rows)
+        self._derive_months(touched_periods([*day_rows, *written], Granularity.MONTH))
+
+    def _confirm_writer(self) -> None:
+        if self.lease is not None:
+            self.lease.confirm()
+
+    def _after_quarantine(self) -> int:
+        if self.quarantine is None:
+            return 0
+        count = self.quarantine.quarantined_count()
+        if self.on_quarantine is not None:
+            self.on_quarantine(count)
+        return count
+
+    def _chunk_hours(self) -> int:
+        """Hours per query: ``target_rows`` at the last run's densest rate, within 1..max_chunk."""
+        cap = max(1, int(self.max_chunk / HOUR))
+        density = self.state.rows_per_hour(WATERMARK_NAME) if self.state is not None else None
+        if not density or density <= 0:
+            return cap
+        return max(1, min(cap, int(self.target_rows // density)))
+
+    def _read_chunks(self, window: Window, query: Query,
+                     extra: Mapping[str, object]) -> Iterator[tuple[Window, list[dict[str, Any]]]]:
+        """Consecutive hour-aligned chunks of ``window`` with their query results; a partial
+        result halves the chunk and asks again (one hour is the least: beyond, the run fails)."""
+        hours = self._chunk_hours()
+        cursor = window.start
+        while cursor < window.end:
+            chunk = Window(cursor, min(floor_hour(cursor) + hours * HOUR, window.end))
+            self._confirm_writer()  # renewed before a query that may be long
+            try:
+                records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end, **extra})
+            except PartialResultError as exc:
+                span = math.ceil((chunk.end - floor_hour(chunk.start)) / HOUR)  # the last chunk may be shorter
+                if span <= 1:
+                    raise PartialResultError(
+                        f"the log source answered only part of the single hour {chunk.start.isoformat()} .. "
+                        f"{chunk.end.isoformat()} even after narrowing the chunk to one hour; nothing of that hour "
+                        f"was written and the watermark stays before it ({exc})") from exc
+                hours = max(1, min(hours, span) // 2)
+                log.warning("partial result for %s .. %s: asking again in chunks of %d hour(s)",
+                            chunk.start.isoformat(), chunk.end.isoformat(), hours)
+                continue
+            buckets = max(1, math.ceil((chunk.end - floor_hour(chunk.start)) / HOUR))
+            self._densest = max(self._densest, len(records) / buckets)
+            yield chunk, records
+            cursor = chunk.end
 
     def _process(self, window: Window, chunk_done: Progress | None, *,
                  months_per_chunk: bool = True) -> RollupResult:
@@ -122,16 +245,16 @@ class RollupService:
         extra = {name: value for name, value in options.items() if name in declared}
         queries = rows_read = hourly_written = derived_written = requests = unmetered = 0
         months: set[tuple[str, datetime]] = set()
-        for chunk in split(window, self.max_chunk):
+        for chunk, records in self._read_chunks(window, query, extra):
             with telemetry.span("rollup.chunk", {"chunk.start": chunk.start.isoformat(),
                                                  "chunk.end": chunk.end.isoformat()}) as span:
-                records = self.source.run(query, {"window_start": chunk.start, "window_end": chunk.end, **extra})
                 rows = usage_rows(records)
                 requests += sum(row.counters.requests for row in rows)
                 unmetered += sum(row.counters.unmetered_requests for row in rows)
                 day_rows = self._derive_days(rows, chunk)
                 # One write for both: a subscription's hours and days share its partition, so they go
                 # in the same transactions (one round trip per subscription and chunk, not two).
+                self._confirm_writer()  # a run that lost the lease stops before writing
                 self.usage.upsert(rows + day_rows)
                 hourly_written += len(rows)
                 derived_written += len(day_rows)
@@ -177,5 +300,7 @@ class RollupService:
         for subscription, month in sorted(months):
             stored = self.usage.read(subscription, Granularity.DAY, month, next_month(month))
             month_rows.extend(merge(stored, Granularity.MONTH))
+        if month_rows:
+            self._confirm_writer()
         return self.usage.upsert(month_rows)
 

@@ -118,8 +118,10 @@ def test_failed_run_keeps_watermark_and_next_run_catches_up(workspace: FakeWorks
         workspace.script = [THROTTLED] * 3
         source, expected_error = la_source(workspace, retries=2), LogSourceError
     elif fault == "partial":
+        # partial for the whole 3-hour window and again for its first hour: the rollup narrows the
+        # chunk once, then fails naming the hour
         workspace.script = [(200, {"tables": [table([ROW])], "error": {"code": "PartialError", "message": "cut"}},
-                             {}, 0.0)]
+                             {}, 0.0)] * 2
         source, expected_error = la_source(workspace, retries=2), PartialResultError
     else:
         workspace.script = [(200, {"tables": [table([ROW])]}, {}, 2.0)] * 2

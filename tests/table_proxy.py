@@ -1,0 +1,98 @@
+"""A loopback HTTP proxy in front of Azurite that can misbehave on ``$batch`` requests.
+
+Tests point the real SDK (and the fast path through its pipeline) at it: the proxy forwards every
+request to Azurite unchanged, except the transactions it is told to refuse (as the service refuses
+one: 400 with an ``odata.error``) or to garble (an answer no Table Storage gives, as a broken proxy
+or gateway might).  Shared key signatures cover the path, not the host, so forwarding keeps them valid.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+class TableProxy(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.upstream_port = upstream_port
+        self.refuse_marker: bytes | None = None  # a $batch whose body holds it is refused (400 odata.error)
+        self.garble_batches = 0  # this many next $batch requests get a 200 text/html page
+        self.batches: list[bytes] = []  # every $batch body seen
+        self.lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def connection_string(self, azurite_connection_string: str) -> str:
+        return azurite_connection_string.replace(f":{self.upstream_port}/", f":{self.port}/")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: TableProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.split("?")[0].endswith("$batch"):
+            with self.server.lock:
+                self.server.batches.append(body)
+                garble = self.server.garble_batches > 0
+                if garble:
+                    self.server.garble_batches -= 1
+            if garble:
+                return self._answer(200, "text/html", b"<html><body>Gateway says hello</body></html>")
+            if self.server.refuse_marker is not None and self.server.refuse_marker in body:
+                error = {"odata.error": {"code": "PropertyValueInvalid",
+                                         "message": {"lang": "en-US", "value": "The property value is invalid."}}}
+                return self._answer(400, "application/json;odata=minimalmetadata", json.dumps(error).encode())
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            payload = response.read()
+            self.send_response(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in HOP_BY_HOP:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        finally:
+            upstream.close()
+        return None
+
+    def _answer(self, status: int, content_type: str, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
+
+
+@contextmanager
+def table_proxy(upstream_port: int) -> Iterator[TableProxy]:
+    proxy = TableProxy(upstream_port)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

@@ -15,12 +15,14 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature is used
     from shared.adapters.access_tables import AccessTableStore
     from shared.adapters.alert_outbox import AlertOutboxTable
+    from shared.adapters.cost_export_blobs import BlobCostExportStore
     from shared.adapters.deployment_tables import DeploymentTableStore
     from shared.adapters.meter_price_tables import MeterPriceTableStore
     from shared.adapters.probe_tables import ProbeStore
     from shared.adapters.quota_tables import PriceTableStore, QuotaTableStore
     from shared.adapters.rate_override_tables import RateOverrideTableStore
     from shared.adapters.retail_prices import RetailPricesClient
+    from shared.adapters.subscription_tables import SubscriptionTableStore
     from shared.adapters.table_access import TableAccess
     from shared.core.costing_rules import PtuPolicy
     from shared.ports import AlertChannel, SubscriptionControl
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature 
     from shared.services.deployment_sync import DeploymentSyncService
     from shared.services.lag_watch import PipelineWatch, QuarantineCounter
     from shared.services.probe import IncidentNotifier, ProbeService
+    from shared.services.subscription_sync import SubscriptionSyncService
     from shared.services.quarantine_alarm import QuarantineAlarm
 
 
@@ -276,6 +279,37 @@ def access_store(settings: Settings, store: TableStore | None = None) -> AccessT
     from shared.adapters.access_tables import AccessTableStore
 
     return AccessTableStore(feature_tables(settings, store))
+
+
+# -- FinOps outputs: cost centers, reconciliation with the bill --------------------------------------
+def subscription_store(settings: Settings, store: TableStore | None = None) -> SubscriptionTableStore:
+    """The APIM subscription directory (``<prefix>subscriptions``): cost centers, owners, tags."""
+    from shared.adapters.subscription_tables import SubscriptionTableStore
+
+    return SubscriptionTableStore(feature_tables(settings, store))
+
+
+def subscription_sync_service(settings: Settings, store: TableStore | None = None, credential: Any | None = None,
+                              **client_options: Any) -> SubscriptionSyncService:
+    """ARM (azure-mgmt-apimanagement, the app's credential: managed identity in Azure) -> the directory."""
+    from shared.adapters.arm_subscriptions import ArmSubscriptionSource
+    from shared.services.subscription_sync import SubscriptionSyncService
+
+    source = ArmSubscriptionSource(credential or azure_credential(), settings.arm_endpoint, **client_options)
+    return SubscriptionSyncService(source, subscription_store(settings, store))
+
+
+def cost_export_store(settings: Settings, credential: Any | None = None) -> BlobCostExportStore | None:
+    """The container Cost Management exports land in (COST_EXPORT_CONTAINER); ``None`` when unset.
+    Azurite's emulator URL signs with its published key; anything else with the app's identity."""
+    from shared.adapters.cost_export_blobs import BlobCostExportStore, container_address
+
+    url = settings.cost_export_container
+    if url is None:
+        return None
+    if container_address(url).emulator:
+        return BlobCostExportStore(url)
+    return BlobCostExportStore(url, credential or azure_credential())
 
 # -- the pipeline watching itself: health, lag alerts, telemetry -----------------------------------
 def quarantine_counter(settings: Settings, store: TableStore | None = None) -> QuarantineCounter | None:

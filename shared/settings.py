@@ -486,7 +486,7 @@ class Settings:
                                          _focus_account_name)
     cost_export_container = Setting("COST_EXPORT_CONTAINER", None,
                                     "Blob container URL (optionally with a folder) of the Cost Management exports "
-                                    "GET /api/reconciliation reads, with the app's identity; empty = that route is off.",
+                                    "GET /api/reconciliation reads with the app's identity; empty = that route is off.",
                                     _container_url)
 
     def __init__(self, values: Mapping[str, str], base_dir: Path | None = None) -> None:

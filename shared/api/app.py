@@ -21,6 +21,8 @@ from shared.api import (
     pricing_routes,
     probe_routes,
     quota_routes,
+    reconciliation_routes,
+    subscription_routes,
     usage_routes,
 )
 from shared.api.deps import AppContext
@@ -28,7 +30,7 @@ from shared.api.deps import AppContext
 __all__ = ["AppContext", "create_app"]  # AppContext is built by the Functions entry point, tools and tests
 
 ROUTERS = (usage_routes, probe_routes, pricing_routes, deployment_routes, quota_routes, anomaly_routes, access_routes,
-           dashboard_routes, docs_routes)
+           subscription_routes, reconciliation_routes, dashboard_routes, docs_routes)
 
 
 def create_app(context: AppContext) -> FastAPI:

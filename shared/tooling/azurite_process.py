@@ -1,4 +1,9 @@
-"""Start and stop a local Azurite table service (installed by ``npm ci`` from package.json)."""
+"""Start and stop a local Azurite service, table or blob (installed by ``npm ci`` from package.json).
+
+Each service is its own process (``azurite-table`` / ``azurite-blob``) on its own free port, so a
+test that needs blobs starts one beside the table service without touching it.  Both run with
+``--skipApiVersionCheck``: the blob SDK sends an API version newer than Azurite knows.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from shared.adapters.azurite import connection_string
+from shared.adapters.azurite import DEV_ACCOUNT, DEV_KEY, connection_string
 from shared.errors import StorageUnavailableError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -28,17 +33,24 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def azurite_executable() -> Path:
-    path = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-table"
+SERVICES = ("table", "blob")
+
+
+def azurite_executable(service: str = "table") -> Path:
+    path = PROJECT_ROOT / "node_modules" / ".bin" / f"azurite-{service}"
     if not path.exists():
         raise StorageUnavailableError(f"Azurite is not installed ({path} missing): run `npm ci` in {PROJECT_ROOT}")
     return path
 
 
 class AzuriteProcess:
-    """Azurite's table service on loopback, data kept under ``location``."""
+    """One Azurite service (``table`` by default, or ``blob``) on loopback, data kept under ``location``."""
 
-    def __init__(self, location: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, location: Path, port: int | None = None, host: str = "127.0.0.1",
+                 service: str = "table") -> None:
+        if service not in SERVICES:
+            raise ValueError(f"service must be one of {SERVICES}, got {service!r}")
+        self.service = service
         self.location = location
         self.host = host
         self.port = port or free_port(host)
@@ -46,7 +58,15 @@ class AzuriteProcess:
 
     @property
     def connection_string(self) -> str:
+        if self.service == "blob":
+            return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+                    f"BlobEndpoint={self.account_url};")
         return connection_string(self.port, self.host)
+
+    @property
+    def account_url(self) -> str:
+        """The development account's URL on this service (path-style, as Azurite serves it)."""
+        return f"http://{self.host}:{self.port}/{DEV_ACCOUNT}"
 
     def start(self, timeout: float = 30.0) -> AzuriteProcess:
         if shutil.which("node") is None:
@@ -54,7 +74,8 @@ class AzuriteProcess:
         self.location.mkdir(parents=True, exist_ok=True)
         with (self.location / "azurite.log").open("ab") as log:  # the child keeps its own descriptor
             self._process = subprocess.Popen(
-                [str(azurite_executable()), "--tableHost", self.host, "--tablePort", str(self.port),
+                [str(azurite_executable(self.service)), f"--{self.service}Host", self.host,
+                 f"--{self.service}Port", str(self.port),
                  "--location", str(self.location), "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

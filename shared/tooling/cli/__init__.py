@@ -21,13 +21,23 @@ from pathlib import Path
 
 from shared.errors import ChargebackError, InvalidRequestError
 from shared.settings import Settings
-from shared.tooling.cli import access, billing, deployments, local, probe, rollup, workspace
+from shared.tooling.cli import (
+    access,
+    billing,
+    deployments,
+    local,
+    probe,
+    reconcile,
+    rollup,
+    subscriptions,
+    workspace,
+)
 from shared.tooling.cli.settings_file import find_settings_file
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
-COMMAND_MODULES = (rollup, local, probe, billing, deployments, access, workspace)
+COMMAND_MODULES = (rollup, local, probe, billing, deployments, subscriptions, reconcile, access, workspace)
 
 
 def parser() -> argparse.ArgumentParser:

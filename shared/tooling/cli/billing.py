@@ -18,6 +18,7 @@ from shared.core.quotas import check_subscription_id, make_quota, parse_period, 
 from shared.core.rate_overrides import RATE_KINDS
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
+from shared.tooling.cli import focus
 from shared.tooling.cli.present import alert_lines, chargeback_csv, chargeback_text, price_lines, quota_lines
 
 
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     charge = report_sub.add_parser("chargeback", help="one line per subscription for a month, with cost")
     charge.add_argument("--month", help="YYYY-MM (default: the current month, UTC)")
     charge.add_argument("--csv", action="store_true", help="CSV with exact (unrounded) costs")
+    focus.register_report(report_sub)
 
     quota = sub.add_parser("quota", help="token/cost quotas per subscription (* = default)")
     quota.set_defaults(run=_quota)

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, cast
 
 from shared.core.cost_lines import PRICING_UNIT_TOKENS, AllocationMethod, CostBasis, CostLine
 from shared.core.deployments import BillingMode, Deployment, DeploymentCatalog
@@ -183,10 +183,8 @@ def _tokens_quantity(tokens: int) -> Decimal:
 
 
 def _times(price: Decimal | None, quantity: Decimal) -> Decimal | None:
-    if price is None:
-        return None
-    with decimal.localcontext(_EXACT):
-        return price * quantity
+    # The exact context's own method: a product that would round raises, and no context switch per line.
+    return None if price is None else _EXACT.multiply(price, quantity)
 
 
 @dataclass(frozen=True)
@@ -200,44 +198,103 @@ class _Meter:
     reason: str | None
 
 
-def token_lines(row: UsageRow, pricing: Pricing) -> list[CostLine]:
-    """The cost lines of a (uniform) row, priced as its period starts; none for a provisioned
-    deployment (its hours are priced by :func:`ptu_cost_lines`)."""
+@dataclass(frozen=True)
+class _Where:
+    """What a row's lines share: the meter family they are priced from."""
+
+    model: str
+    model_version: str | None
+    deployment_type: str | None
+    mode: str | None
+    region: str | None
+    catalogued: bool
+    resource_id: str | None
+
+
+_Kinds = list[tuple[TokenKind, int, _Meter]]
+
+
+def _priced(row: UsageRow, pricing: Pricing) -> tuple[_Where, _Kinds] | None:
+    """Each meter kind of a (uniform) row with its price as the period starts; ``None`` when the row
+    has no tokens or its deployment is provisioned (its hours are priced by ``ptu_cost_lines``)."""
     quantities = meter_quantities(row.counters)
     if not quantities:
-        return []
+        return None
     start = row.period_start
-    end = period_end(row.granularity, start)
     version = pricing.catalog.in_force(row.key.deployment, start)
     if version is not None and version.kind is not None:
         if version.provisioned:
-            return []
-        return _catalogued_lines(row, version, quantities, start, end, pricing)
-    return _fallback_lines(row, quantities, start, end, pricing, version)
+            return None
+        return _catalogued(version, quantities, start, pricing)
+    return _fallback(row, quantities, start, pricing, version)
+
+
+def token_lines(row: UsageRow, pricing: Pricing) -> list[CostLine]:
+    """The cost lines of a (uniform) row, priced as its period starts; none for a provisioned
+    deployment (its hours are priced by :func:`ptu_cost_lines`)."""
+    priced = _priced(row, pricing)
+    if priced is None:
+        return []
+    where, kinds = priced
+    start = row.period_start
+    end = period_end(row.granularity, start)
+    return [_line(row, kind, tokens, start, end, meter, pricing, where) for kind, tokens, meter in kinds]
+
+
+def token_cost(row: UsageRow, pricing: Pricing) -> Cost:
+    """What :func:`cost_of_lines` gives for :func:`token_lines` of the row, without building the lines
+    (a report of thousands of rows needs only the sums)."""
+    priced = _priced(row, pricing)
+    if priced is None:
+        return Cost()
+    where, kinds = priced
+    amount = list_amount = ZERO
+    by_kind: dict[str, Decimal] = {}
+    by_basis: dict[str, Decimal] = {}
+    unpriced_tokens = 0
+    unpriced: set[str] = set()
+    for kind, tokens, meter in kinds:
+        if meter.contracted_price is None:
+            unpriced_tokens += tokens
+            unpriced.add(f"{row.key.deployment}: {kind.value} ({meter.reason})")
+            continue
+        quantity = _tokens_quantity(tokens)
+        billed = _EXACT.multiply(meter.contracted_price, quantity)
+        listed = _EXACT.multiply(meter.list_price, quantity) if meter.list_price is not None else billed
+        amount = _EXACT.add(amount, billed)
+        list_amount = _EXACT.add(list_amount, listed)
+        by_kind[kind.value] = _EXACT.add(by_kind.get(kind.value, ZERO), billed)
+        by_basis[meter.basis.value] = _EXACT.add(by_basis.get(meter.basis.value, ZERO), billed)
+    by_type = {where.deployment_type or UNCATALOGUED: amount} if amount or by_kind else {}
+    return Cost(amount, unpriced_tokens, frozenset({row.key.model}) if unpriced else frozenset(), by_kind, by_type,
+                by_basis, list_amount, frozenset() if where.catalogued else frozenset({row.key.deployment}),
+                frozenset(unpriced), pricing.price_as_of(where.catalogued))
 
 
 def _line(row: UsageRow, kind: TokenKind, tokens: int, start: datetime, end: datetime, meter: _Meter,
-          pricing: Pricing, *, model: str, model_version: str | None, deployment_type: str | None,
-          mode: str | None, region: str | None, catalogued: bool, resource_id: str | None) -> CostLine:
+          pricing: Pricing, where: _Where) -> CostLine:
     quantity = _tokens_quantity(tokens)
     return CostLine(
         subscription_id=row.key.subscription_id, product_id=row.key.product_id, deployment=row.key.deployment,
-        model=model, model_version=model_version, deployment_type=deployment_type, mode=mode, region=region,
-        token_kind=kind.value, charge_start=start, charge_end=end, consumed_quantity=Decimal(tokens),
-        consumed_unit="Tokens", pricing_quantity=quantity, pricing_unit=PRICING_UNIT_TOKENS,
-        list_unit_price=meter.list_price, list_cost=_times(meter.list_price, quantity),
-        contracted_unit_price=meter.contracted_price, contracted_cost=_times(meter.contracted_price, quantity),
-        cost_basis=meter.basis, allocation_method=AllocationMethod.METERED,
-        price_as_of=pricing.price_as_of(catalogued), currency=pricing.currency, catalogued=catalogued,
-        meter_id=meter.meter_id, resource_id=resource_id,
-        unpriced_reason=meter.reason if meter.contracted_price is None else None)
+        model=where.model, model_version=where.model_version, deployment_type=where.deployment_type,
+        mode=where.mode, region=where.region, token_kind=kind.value, charge_start=start, charge_end=end,
+        consumed_quantity=Decimal(tokens), consumed_unit="Tokens", pricing_quantity=quantity,
+        pricing_unit=PRICING_UNIT_TOKENS, list_unit_price=meter.list_price,
+        list_cost=_times(meter.list_price, quantity), contracted_unit_price=meter.contracted_price,
+        contracted_cost=_times(meter.contracted_price, quantity), cost_basis=meter.basis,
+        allocation_method=AllocationMethod.METERED, price_as_of=pricing.price_as_of(where.catalogued),
+        currency=pricing.currency, catalogued=where.catalogued, meter_id=meter.meter_id,
+        resource_id=where.resource_id, unpriced_reason=meter.reason if meter.contracted_price is None else None)
 
 
-def _fallback_lines(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetime, end: datetime,
-                    pricing: Pricing, version: Deployment | None) -> list[CostLine]:
-    price: Price | None = pricing.price_for(row.key.model, start.date())
+def _fallback(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetime, pricing: Pricing,
+              version: Deployment | None) -> tuple[_Where, _Kinds]:
+    slot = ("fallback-price", row.key.model, start.date())
+    if slot not in pricing.memo:
+        pricing.memo[slot] = pricing.price_for(row.key.model, start.date())
+    price = cast(Price | None, pricing.memo[slot])
     not_costed = f"SKU {version.sku!r} is not a known SKU" if version is not None else "deployment not in the catalog"
-    lines = []
+    kinds: _Kinds = []
     for kind, tokens in quantities.items():
         if price is None:
             meter = _Meter(None, None, CostBasis.PAYG, None, f"{not_costed}; no price for model {row.key.model!r}")
@@ -247,9 +304,8 @@ def _fallback_lines(row: UsageRow, quantities: Mapping[TokenKind, int], start: d
         else:
             meter = _Meter(None, None, CostBasis.PAYG, None,
                            f"{not_costed}; the price file has no {kind.value} price")
-        lines.append(_line(row, kind, tokens, start, end, meter, pricing, model=row.key.model, model_version=None,
-                           deployment_type=None, mode=None, region=None, catalogued=False, resource_id=None))
-    return lines
+        kinds.append((kind, tokens, meter))
+    return _Where(row.key.model, None, None, None, None, False, None), kinds
 
 
 def meter_key(version: Deployment, kind: TokenKind) -> PriceKey | None:
@@ -276,17 +332,18 @@ def _retail(pricing: Pricing, key: PriceKey, moment: datetime) -> MeterPrice | N
     return found
 
 
-def _catalogued_lines(row: UsageRow, version: Deployment, quantities: Mapping[TokenKind, int], start: datetime,
-                      end: datetime, pricing: Pricing) -> list[CostLine]:
-    lines = []
+def _catalogued(version: Deployment, quantities: Mapping[TokenKind, int], start: datetime,
+                pricing: Pricing) -> tuple[_Where, _Kinds]:
     sku = version.kind
     assert sku is not None
     basis = CostBasis.BATCH if sku.mode is BillingMode.BATCH else CostBasis.PAYG
     override = pricing.overrides.find(version.model, sku.deployment_type.value, start.date())
-    resource_id = f"{version.account}/deployments/{version.name}" if version.account.startswith("/") else None
+    kinds: _Kinds = []
+    mode = Mode.STANDARD.value
     for kind, tokens in quantities.items():
         key = meter_key(version, kind)
         assert key is not None
+        mode = key.mode.value
         retail = _retail(pricing, key, start)
         list_price = retail.price if retail is not None else None
         contracted = override.contracted(kind.value, list_price) if override is not None else None
@@ -295,10 +352,10 @@ def _catalogued_lines(row: UsageRow, version: Deployment, quantities: Mapping[To
         else:
             meter = _Meter(list_price, list_price, basis, retail.meter_id if retail else None,
                            None if retail else f"no retail meter {key.text()} in force")
-        lines.append(_line(row, kind, tokens, start, end, meter, pricing, model=version.model,
-                           model_version=version.model_version or None, deployment_type=sku.deployment_type.value,
-                           mode=key.mode.value, region=version.region, catalogued=True, resource_id=resource_id))
-    return lines
+        kinds.append((kind, tokens, meter))
+    resource_id = f"{version.account}/deployments/{version.name}" if version.account.startswith("/") else None
+    return _Where(version.model, version.model_version or None, sku.deployment_type.value, mode, version.region,
+                  True, resource_id), kinds
 
 
 # -- cost of lines ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from shared.core.costing_rules import (
     cost_of_lines,
     meter_change_moments,
     period_end,
+    token_cost,
     token_lines,
 )
 from shared.core.deployments import DeploymentCatalog, DeploymentRepository, name_key
@@ -255,7 +256,9 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
     their share of the PTU hours (the month's idle cost, ``unallocated`` or ``spread``, is not on a
     usage row: the chargeback shows it)."""
     pricing = Pricing.of(table)
-    token = token_cost_lines(rows, repository, pricing)
+    # Uniform rows (nearly all) are summed directly; rows with a change inside go through their lines.
+    changing = [index for index, row in enumerate(rows) if not pricing.uniform(row)]
+    refined = dict(zip(changing, token_cost_lines([rows[i] for i in changing], repository, pricing), strict=True))
     ptu_by_key: dict[UsageKey, list[CostLine]] = {}
     wanted: dict[datetime, set[str]] = {}
     for row in rows:
@@ -272,12 +275,13 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
             if key is not None:
                 ptu_by_key.setdefault(key, []).append(line)
     costs = []
-    for row, lines in zip(rows, token, strict=True):
+    for index, row in enumerate(rows):
+        cost = cost_of_lines(refined[index], row.key.model) if index in refined else token_cost(row, pricing)
         ptu = ptu_by_key.get(row.key)
         if ptu:
             end = period_end(row.granularity, row.period_start)
-            lines = [*lines, *(line for line in ptu if row.period_start <= line.charge_start < end)]
-        costs.append(cost_of_lines(lines, row.key.model))
+            cost = cost + cost_of_lines([line for line in ptu if row.period_start <= line.charge_start < end])
+        costs.append(cost)
     return costs
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.core.cost_lines import UNALLOCATED_CAPACITY, CostBasis
-from shared.core.costing_rules import Pricing, PtuPolicy, meter_quantities
+from shared.core.costing_rules import Pricing, PtuPolicy, cost_of_lines, meter_quantities, token_cost, token_lines
 from shared.core.deployments import Deployment, DeploymentCatalog, Source
 from shared.core.meters import PriceBook, TokenKind, parse_feed
 from shared.core.pricing import parse_price_file
@@ -208,3 +208,14 @@ def test_idle_cost_spread_over_the_months_users() -> None:
     total = {sub: sum(line.billed_cost or 0 for line in lines if line.subscription_id == sub)
              for sub in ("team-a", "team-b")}
     assert total["team-a"] + total["team-b"] == 2 * 30 * 24
+
+
+def test_a_rows_cost_is_the_sum_of_its_lines() -> None:
+    overrides = RateOverrideBook([RateOverride("gpt-4o", "datazone", date(2026, 1, 1), Decimal("7.5"))])
+    engine = pricing(version("chat", "DataZoneStandard", NOV), version("batch", "GlobalBatch", NOV),
+                     overrides=overrides)
+    counters = {"prompt_tokens": 1_234_567, "cached_tokens": 234_567, "audio_prompt_tokens": 1_000,
+                "completion_tokens": 98_765, "audio_completion_tokens": 5}
+    for deployment in ("chat", "batch", "not-catalogued"):
+        one = row("team-a", NOV, deployment, **counters)
+        assert token_cost(one, engine) == cost_of_lines(token_lines(one, engine), one.key.model)

@@ -249,6 +249,15 @@ def _months(start: datetime, end: datetime) -> list[datetime]:
     return months
 
 
+def _token_costs(rows: Sequence[UsageRow], repository: UsageRepository, pricing: Pricing) -> list[Cost]:
+    """Each row's token cost.  Uniform rows (nearly all) are summed directly; rows with a change inside
+    their period go through their finer rows' lines."""
+    changing = [index for index, row in enumerate(rows) if not pricing.uniform(row)]
+    refined = dict(zip(changing, token_cost_lines([rows[i] for i in changing], repository, pricing), strict=True))
+    return [cost_of_lines(refined[index], row.key.model) if index in refined else token_cost(row, pricing)
+            for index, row in enumerate(rows)]
+
+
 def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: PriceTable) -> list[Cost]:
     """One cost per row, with its split.  ``table``: the pricing in force (a plain price table prices
     every deployment by model name).  Token rows are priced per meter of the deployment in force
@@ -256,9 +265,7 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
     their share of the PTU hours (the month's idle cost, ``unallocated`` or ``spread``, is not on a
     usage row: the chargeback shows it)."""
     pricing = Pricing.of(table)
-    # Uniform rows (nearly all) are summed directly; rows with a change inside go through their lines.
-    changing = [index for index, row in enumerate(rows) if not pricing.uniform(row)]
-    refined = dict(zip(changing, token_cost_lines([rows[i] for i in changing], repository, pricing), strict=True))
+    token = _token_costs(rows, repository, pricing)
     ptu_by_key: dict[UsageKey, list[CostLine]] = {}
     wanted: dict[datetime, set[str]] = {}
     for row in rows:
@@ -275,8 +282,7 @@ def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: Pr
             if key is not None:
                 ptu_by_key.setdefault(key, []).append(line)
     costs = []
-    for index, row in enumerate(rows):
-        cost = cost_of_lines(refined[index], row.key.model) if index in refined else token_cost(row, pricing)
+    for row, cost in zip(rows, token, strict=True):
         ptu = ptu_by_key.get(row.key)
         if ptu:
             end = period_end(row.granularity, row.period_start)
@@ -348,17 +354,19 @@ def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTa
                                  None if subscriptions is None else dict.fromkeys(subscriptions))
             if is_chargeable(row.subscription_id)]
     counters: dict[str, Counters] = {}
-    lines: dict[str, list[CostLine]] = {}
-    for row, row_lines in zip(rows, token_cost_lines(rows, repository, pricing), strict=True):
+    costs: dict[str, Cost] = {}
+    for row, cost in zip(rows, _token_costs(rows, repository, pricing), strict=True):
         counters[row.subscription_id] = counters.get(row.subscription_id, Counters()) + row.counters
-        lines.setdefault(row.subscription_id, []).extend(row_lines)
+        costs[row.subscription_id] = costs.get(row.subscription_id, Cost()) + cost
+    ptu: dict[str, list[CostLine]] = {}
     idle: dict[str, list[CostLine]] = {}
     for _, line in ptu_month_lines(repository, pricing, start):
         if line.subscription_id == UNALLOCATED_CAPACITY:
             idle.setdefault(line.deployment, []).append(line)
         elif line.subscription_id in counters:
-            lines.setdefault(line.subscription_id, []).append(line)
-    result = [ChargebackLine(sub, counters[sub], cost_of_lines(lines.get(sub, ()))) for sub in sorted(counters)]
+            ptu.setdefault(line.subscription_id, []).append(line)
+    result = [ChargebackLine(sub, counters[sub], costs[sub] + cost_of_lines(ptu.get(sub, ())))
+              for sub in sorted(counters)]
     if subscriptions is None:
         result.extend(ChargebackLine(UNALLOCATED_CAPACITY, Counters(), cost_of_lines(idle[name]), name)
                       for name in sorted(idle))

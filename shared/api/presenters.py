@@ -31,7 +31,7 @@ from shared.services.usage_report import Totals, UsageReport, UsageRows
 
 # groupBy field -> its JSON / CSV column
 FIELD_COLUMNS = {"subscription": "subscriptionId", "product": "productId", "model": "model",
-                 "deployment": "deployment"}
+                 "deployment": "deployment", "costCenter": "costCenter"}
 
 
 # -- shared pieces ----------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from shared.api import presenters
 from shared.api.deps import CallerScope, Context, Now, Prices, Quotas, TokenKey, UsageReads, UsageStore
+from shared.api.finops_deps import Subscriptions
 from shared.core.months import MONTH_PATTERN, parse_month
 from shared.core.quotas import MAX_SUBSCRIPTION_ID, check_subscription_id
+from shared.services.cost_center_report import cost_center_lookup
 from shared.services.health import pipeline_health
 from shared.services.report import DEFAULT_PAGE_SIZE, MAX_FILTER_VALUES, MAX_PAGE_SIZE
 from shared.services.summary import subscription_summary
@@ -71,6 +73,7 @@ def usage(
     pages: UsageReads,
     prices: Prices,
     token_key: TokenKey,
+    directory: Subscriptions,
     subscription: Annotated[list[str] | None, Query(
         description=f"APIM subscription id; {FILTER_HELP}")] = None,
     product: Annotated[list[str] | None, Query(description=f"only these APIM products; {FILTER_HELP}")] = None,
@@ -80,8 +83,9 @@ def usage(
     end: Annotated[str | None, Query(alias="to", description=TO_HELP)] = None,
     granularity: Annotated[str | None, Query(description="hour, day (default) or month")] = None,
     group_by: Annotated[list[str] | None, Query(
-        alias="groupBy", description="any of subscription, product, model, deployment (repeat or "
-                                     "comma-separate); rows are summed over the others; default: all")] = None,
+        alias="groupBy", description="any of subscription, product, model, deployment, costCenter (repeat or "
+                                     "comma-separate); rows are summed over the others; default: all but "
+                                     "costCenter")] = None,
     page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE,
                                            description=f"rows per page (JSON): default {DEFAULT_PAGE_SIZE}, "
                                                        f"max {MAX_PAGE_SIZE}")] = None,
@@ -92,10 +96,12 @@ def usage(
     as_csv = presenters.wants_csv(format)
     request = UsageRequest(subscription, product, model, deployment, start, end, granularity, group_by, page_size,
                            next_token)
+    cost_centers = cost_center_lookup(directory)  # the directory is read only for groupBy=costCenter
     if as_csv:
-        rows = usage_rows(request, scope, now, store, pages, prices.current)
+        rows = usage_rows(request, scope, now, store, pages, prices.current, cost_center_of=cost_centers)
         return streamed_csv(presenters.usage_csv(rows), presenters.usage_csv_filename(rows))
-    report = usage_report(request, scope, now, store, pages, prices.current, token_key, presenters.usage_totals)
+    report = usage_report(request, scope, now, store, pages, prices.current, token_key, presenters.usage_totals,
+                          cost_center_of=cost_centers)
     return JSONResponse(presenters.usage_json(report))
 
 

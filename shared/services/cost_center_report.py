@@ -9,9 +9,10 @@ provisioned deployments belongs to no team and no cost center: its lines stay to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.core.cost_centers import SubscriptionDirectory, group_by_cost_center
+from shared.core.cost_centers import SubscriptionDirectory, SubscriptionInfoRepository, group_by_cost_center
 from shared.core.cost_lines import UNALLOCATED_CAPACITY
 from shared.core.pricing import Cost, sum_costs
 from shared.core.usage import Counters
@@ -45,3 +46,16 @@ def chargeback_by_cost_center(report: Chargeback, directory: SubscriptionDirecto
                                     sum((line.counters for line in members), Counters()),
                                     sum_costs(line.cost for line in members)))
     return lines
+
+
+def cost_center_lookup(store: SubscriptionInfoRepository) -> Callable[[str], str]:
+    """Subscription -> cost center, the directory read once, on the first lookup (a report grouped
+    by something else never reads it)."""
+    loaded: list[SubscriptionDirectory] = []
+
+    def cost_center_of(subscription_id: str) -> str:
+        if not loaded:
+            loaded.append(SubscriptionDirectory(store.all()))
+        return loaded[0].cost_center_of(subscription_id)
+
+    return cost_center_of

@@ -19,11 +19,12 @@ Table continuation of the storage page where its block starts, the block, the la
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared.core.cost_centers import UNASSIGNED
 from shared.core.keys import partition_key, period_code
 from shared.core.moments import MAX_RANGE_DAYS, iso, parse_range
 from shared.core.months import month_start
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 MAX_RANGE = timedelta(days=MAX_RANGE_DAYS)
 MAX_FILTER_VALUES = 200  # values of one filter parameter (repeated and/or comma-separated)
 GROUP_FIELDS = ("subscription", "product", "model", "deployment")  # groupBy fields, in output (and sort) order
+# Asked for by name only (never part of the default): a subscription's cost center, looked up in the
+# subscription directory when the rows are grouped (shared.core.cost_centers; "unassigned" without one).
+COST_CENTER = "costCenter"
+ALL_GROUP_FIELDS = (COST_CENTER, *GROUP_FIELDS)
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
 
@@ -76,10 +81,11 @@ def _names(values: Sequence[str] | None, parameter: str) -> tuple[str, ...]:
 def parse_group_by(values: Sequence[str] | None) -> tuple[str, ...]:
     """``groupBy`` values (repeated or comma-separated) in canonical order; absent = every key field."""
     names = [name.lower() for name in _names(values, "groupBy")]
+    known = {field.lower() for field in ALL_GROUP_FIELDS}
     for name in names:
-        if name not in GROUP_FIELDS:
-            raise InvalidRequestError("groupBy", f"must be any of {', '.join(GROUP_FIELDS)}, got {name!r}")
-    return tuple(f for f in GROUP_FIELDS if f in names) if names else GROUP_FIELDS
+        if name not in known:
+            raise InvalidRequestError("groupBy", f"must be any of {', '.join(ALL_GROUP_FIELDS)}, got {name!r}")
+    return tuple(f for f in ALL_GROUP_FIELDS if f.lower() in names) if names else GROUP_FIELDS
 
 
 def parse_page_size(value: int | None) -> int:
@@ -152,12 +158,14 @@ def _field_value(row: UsageRow, name: str) -> str:
 class Grouping:
     """Rows (and their costs) summed per period x ``group_by`` values, as they are added."""
 
-    def __init__(self, group_by: Sequence[str]) -> None:
+    def __init__(self, group_by: Sequence[str], cost_center_of: Callable[[str], str] | None = None) -> None:
         self._group_by = tuple(group_by)
+        self._cost_center_of = cost_center_of or (lambda _: UNASSIGNED)
         self._sums: dict[tuple[datetime, tuple[str, ...]], tuple[Counters, Cost]] = {}
 
     def add(self, row: UsageRow, cost: Cost) -> None:
-        slot = (row.period_start, tuple(_field_value(row, name) for name in self._group_by))
+        slot = (row.period_start, tuple(self._cost_center_of(row.key.subscription_id) if name == COST_CENTER
+                                        else _field_value(row, name) for name in self._group_by))
         counters, amount = self._sums.get(slot, (Counters(), Cost()))
         self._sums[slot] = (counters + row.counters, amount + cost)
 
@@ -297,11 +305,12 @@ class Position:
 
 
 def priced_blocks(pages: UsagePages, repository: UsageRepository, table: PriceTable, query: UsageQuery,
-                  plan: ReadPlan, resume: Position | None = None) -> Iterator[tuple[Position, list[ReportRow]]]:
+                  plan: ReadPlan, resume: Position | None = None, *,
+                  cost_center_of: Callable[[str], str] | None = None) -> Iterator[tuple[Position, list[ReportRow]]]:
     """Every block from ``resume`` on (the whole result without), in storage order: its grouped,
     costed rows sorted by period then values, and the position of its start.  The rows of a block
     already partly sent (``resume.after``) are left out up to the last one sent."""
-    grouping = Grouping(query.group_by)
+    grouping = Grouping(query.group_by, cost_center_of)
     current: tuple[str, ...] | None = None
     start: Position | None = None
 
@@ -342,9 +351,9 @@ def _rows_of(blocks: Iterable[tuple[Position, list[ReportRow]]]) -> Iterator[Rep
 
 
 def every_row(pages: UsagePages, repository: UsageRepository, table: PriceTable, query: UsageQuery,
-              plan: ReadPlan) -> Iterator[ReportRow]:
+              plan: ReadPlan, *, cost_center_of: Callable[[str], str] | None = None) -> Iterator[ReportRow]:
     """The whole result, as it is read (CSV)."""
-    return _rows_of(priced_blocks(pages, repository, table, query, plan))
+    return _rows_of(priced_blocks(pages, repository, table, query, plan, cost_center_of=cost_center_of))
 
 
 @dataclass

@@ -107,12 +107,14 @@ def _query(request: UsageRequest, now: datetime) -> UsageQuery:
 
 def usage_report(request: UsageRequest, scope: Scope, now: datetime, repository: UsageRepository,
                  pages: UsagePages, prices: Callable[[], PriceTable], token_key: Callable[[], bytes],
-                 render_totals: RenderTotals) -> UsageReport:
+                 render_totals: RenderTotals, *, cost_center_of: Callable[[str], str] | None = None) -> UsageReport:
     """One page of the report.
 
     ``prices`` and ``token_key`` are asked only when needed, so a request refused for its parameters
     reads no price file, and a first and only page needs no token key.  ``repository`` serves the
     reads pricing needs beyond the rows (a month's day rows when a price changes inside it).
+    ``cost_center_of`` maps a subscription to its cost center for ``groupBy=costCenter`` (asked only
+    when rows are grouped by it; without one every subscription is ``unassigned``).
     """
     size = parse_page_size(request.page_size)
     query = _query(request, now)
@@ -130,7 +132,8 @@ def usage_report(request: UsageRequest, scope: Scope, now: datetime, repository:
             raise InvalidRequestError("next", "not a valid page token; start again without it") from None
     plan = plan_reads(query, scope)
     table = prices()
-    page = cut_page(priced_blocks(pages, repository, table, query, plan, resume), size, whole=resume is None)
+    blocks = priced_blocks(pages, repository, table, query, plan, resume, cost_center_of=cost_center_of)
+    page = cut_page(blocks, size, whole=resume is None)
     if resume is None:
         totals = render_totals(Totals(page.counters, page.cost, page.row_count), table.currency)
         carried = {"totals": totals, "rowCount": page.row_count}
@@ -142,7 +145,8 @@ def usage_report(request: UsageRequest, scope: Scope, now: datetime, repository:
 
 
 def usage_rows(request: UsageRequest, scope: Scope, now: datetime, repository: UsageRepository,
-               pages: UsagePages, prices: Callable[[], PriceTable]) -> UsageRows:
+               pages: UsagePages, prices: Callable[[], PriceTable], *,
+               cost_center_of: Callable[[str], str] | None = None) -> UsageRows:
     """Every row (CSV is never paged), as an iterator that reads storage page by storage page.
 
     Parameters, scope and prices are checked here, before any row is produced, so a refused request
@@ -153,5 +157,6 @@ def usage_rows(request: UsageRequest, scope: Scope, now: datetime, repository: U
     query = _query(request, now)
     plan = plan_reads(query, scope)
     table = prices()
-    return UsageRows(query, table.currency, every_row(pages, repository, table, query, plan))
+    return UsageRows(query, table.currency, every_row(pages, repository, table, query, plan,
+                                                      cost_center_of=cost_center_of))
 

@@ -253,3 +253,29 @@ def test_subscription_sync_through_the_composition_root(admin: Settings, tmp_pat
     assert [r.subscription_id for r in report.added] == ["team-a", "team-b"]
     assert subscription_store(admin).get("TEAM-A") is not None  # ids compare case-insensitively
     assert subscription_store(admin).get("team-a").display_name == "Search team"  # type: ignore[union-attr]
+
+
+def test_usage_grouped_by_cost_center_pages_and_streams(admin: Settings, settings_file: Path) -> None:
+    catalog(settings_file)
+    seed(admin)
+    for sid, center in (("team-a", "CC-1"), ("team-b", "CC-2")):
+        assert call(admin, "PUT", f"/api/subscriptions/{sid}", now=NOW, key=ADMIN_KEY,
+                    json={"costCenter": center}).status_code == 200
+    month = "/api/usage?from=2026-11-01&to=2026-11-30&granularity=month"
+    by_sub = {row["subscriptionId"]: row for row in
+              call(admin, "GET", f"{month}&groupBy=subscription", now=NOW).json()["rows"]}
+    first = call(admin, "GET", f"{month}&groupBy=costCenter&pageSize=1", now=NOW).json()
+    assert first["groupBy"] == ["costCenter"] and first["rowCount"] == 2 and first["next"]
+    second = call(admin, "GET", f"{month}&groupBy=costCenter&pageSize=1&next={first['next']}", now=NOW).json()
+    rows = {row["costCenter"]: row for row in [*first["rows"], *second["rows"]]}
+    assert set(rows) == {"CC-1", "CC-2"} and second["next"] is None
+    for sid, center in (("team-a", "CC-1"), ("team-b", "CC-2")):
+        assert rows[center]["cost"] == by_sub[sid]["cost"] and rows[center]["totalTokens"] == by_sub[sid]["totalTokens"]
+    # a cost center with several subscriptions sums them, per model, in the streamed CSV too
+    assert call(admin, "PUT", "/api/subscriptions/team-b", now=NOW, key=ADMIN_KEY,
+                json={"costCenter": "CC-1"}).status_code == 200
+    streamed = call(admin, "GET", f"{month}&groupBy=costCenter,model&format=csv", now=NOW)
+    lines = list(csv.DictReader(io.StringIO(streamed.text)))
+    assert [(r["costCenter"], r["model"]) for r in lines] == [("CC-1", "gpt-4o-2024-08-06")]
+    assert Decimal(lines[0]["cost"]) == Decimal(by_sub["team-a"]["cost"]) + Decimal(by_sub["team-b"]["cost"])
+    assert call(admin, "GET", f"{month}&groupBy=team", now=NOW).status_code == 400

@@ -20,20 +20,22 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
-_REMOVED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+# Control characters (category Cc) and line / paragraph separators (Zl, Zp): all of them, and all but tab and CR.
+_REMOVED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_REMOVED_BUT_TAB_CR = re.compile(r"[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # A cell or a ;/,-separated part starting (after blanks) like a formula; the ' goes before the blanks.
 _FORMULA_PART = re.compile(r"(^|[;,])(?=[^\S\t\r]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20])")
+# Nothing to do for a text without any of these (most names): it is written as it is.
+_ANY_RISK = re.compile(r"[=+\-@\uff1d\uff0b\uff0d\uff20\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_CONTROLS_BUT_TAB_CR = re.compile(r"[\x00-\x08\x0a-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 CHUNK = 64 * 1024  # characters per piece of a streamed CSV
 
 
 def has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in _REMOVED_CATEGORIES for ch in text)
+    return _REMOVED.search(text) is not None
 
 
 def safe_cell(text: str) -> str:
@@ -43,9 +45,10 @@ def safe_cell(text: str) -> str:
     Control characters other than tab and CR go first (``"\\x01=x"`` must not become a formula once
     cleaned); tab and CR count as formula starts, then go too.
     """
-    cleaned = _CONTROLS_BUT_TAB_CR.sub("", text)
-    neutralised = _FORMULA_PART.sub(r"\1'", cleaned)
-    return "".join(ch for ch in neutralised if unicodedata.category(ch) not in _REMOVED_CATEGORIES)
+    if _ANY_RISK.search(text) is None:
+        return text
+    neutralised = _FORMULA_PART.sub(r"\1'", _REMOVED_BUT_TAB_CR.sub("", text))
+    return _REMOVED.sub("", neutralised)
 
 
 def cell(value: object, numeric: bool) -> str:
@@ -53,6 +56,8 @@ def cell(value: object, numeric: bool) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     text = format(value, "f") if isinstance(value, Decimal) else str(value)
     if numeric or _PLAIN_NUMBER.fullmatch(text):
         return text

@@ -149,10 +149,12 @@ class ReportRow:
         return (iso(self.period_start), *self.values)
 
 
+_FIELD_ATTRIBUTE = {"subscription": "subscription_id", "product": "product_id", "model": "model",
+                    "deployment": "deployment"}
+
+
 def _field_value(row: UsageRow, name: str) -> str:
-    key = row.key
-    return {"subscription": key.subscription_id, "product": key.product_id, "model": key.model,
-            "deployment": key.deployment}[name]
+    return str(getattr(row.key, _FIELD_ATTRIBUTE[name]))
 
 
 class Grouping:
@@ -166,8 +168,9 @@ class Grouping:
     def add(self, row: UsageRow, cost: Cost) -> None:
         slot = (row.period_start, tuple(self._cost_center_of(row.key.subscription_id) if name == COST_CENTER
                                         else _field_value(row, name) for name in self._group_by))
-        counters, amount = self._sums.get(slot, (Counters(), Cost()))
-        self._sums[slot] = (counters + row.counters, amount + cost)
+        summed = self._sums.get(slot)
+        # most slots hold one row (every key field grouped): no sum with zero for those
+        self._sums[slot] = (row.counters, cost) if summed is None else (summed[0] + row.counters, summed[1] + cost)
 
     def rows(self) -> list[ReportRow]:
         """The sums so far, sorted by period then values; the grouping starts over empty."""
@@ -189,6 +192,7 @@ def group_rows(rows: Sequence[UsageRow], costs: Sequence[Cost], group_by: Sequen
 # of periods of every subscription read: hour rows a month of hours at a time; day and month rows
 # over the whole range (at most MAX_RANGE_DAYS periods).
 MERGE_WINDOWS = {Granularity.HOUR: timedelta(days=31)}
+PRICED_TOGETHER = 250  # rows priced in one call (a month's day rows are read once per call)
 
 
 class UsagePages(Protocol):
@@ -330,14 +334,16 @@ def priced_blocks(pages: UsagePages, repository: UsageRepository, table: PriceTa
                     and (plan.keep is None or row.key.subscription_id in plan.keep)]
             if resumed and resume is not None:  # rows before the resumed block were sent already
                 kept = [row for row in kept if plan.block_of(read, row) >= resume.block]
-            costs = usage_costs(kept, repository, table) if kept else []  # priced a storage page at a time
-            for row, cost in zip(kept, costs, strict=True):
-                block = plan.block_of(read, row)
-                if block != current:
-                    if current is not None and start is not None:
-                        yield start, finished()
-                    current, start = block, plan.block_start(index, page, block)
-                grouping.add(row, cost)
+            for first_row in range(0, len(kept), PRICED_TOGETHER):
+                # priced a slice at a time: a page that stops early leaves the rest of the storage page unpriced
+                chunk = kept[first_row:first_row + PRICED_TOGETHER]
+                for row, cost in zip(chunk, usage_costs(chunk, repository, table), strict=True):
+                    block = plan.block_of(read, row)
+                    if block != current:
+                        if current is not None and start is not None:
+                            yield start, finished()
+                        current, start = block, plan.block_start(index, page, block)
+                    grouping.add(row, cost)
         # A block never spans two partitions' reads, nor two windows: flush it at the end of its
         # read rather than after reading on for the next block's first row.
         if current is not None and start is not None and plan.ends_block(index):

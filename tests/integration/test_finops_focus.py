@@ -235,6 +235,11 @@ def test_cost_centers_by_command_and_route_group_the_chargeback(admin: Settings,
     assert {(r["subscriptionId"], r["costCenter"], r["owner"]) for r in plain_csv} >= {
         ("team-a", "CC-1", "alice"), ("team-b", "CC-1", "")}
     assert call(admin, "GET", "/api/chargeback?month=2026-11&groupBy=model", now=NOW).status_code == 400
+    capsys.readouterr()
+    assert main(["--settings", str(settings_file), "report", "chargeback", "--month", "2026-11", "--csv"]) == 0
+    command_csv = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["subscriptionId"], r["costCenter"], r["owner"], r["cost"]) for r in command_csv] == [
+        (r["subscriptionId"], r["costCenter"], r["owner"], r["cost"]) for r in plain_csv]
     assert call(admin, "GET", "/api/chargeback?month=2026-11&format=xml", now=NOW).status_code == 400
 
 

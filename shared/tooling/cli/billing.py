@@ -19,7 +19,7 @@ from shared.core.rate_overrides import RATE_KINDS
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
 from shared.tooling.cli import focus
-from shared.tooling.cli.present import alert_lines, chargeback_csv, chargeback_text, price_lines, quota_lines
+from shared.tooling.cli.present import alert_lines, chargeback_text, price_lines, quota_lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -94,8 +94,12 @@ def _chargeback(args: argparse.Namespace, settings: Settings) -> int:
     store = table_store(settings)
     month = parse_month(args.month, datetime.now(UTC))
     report = monthly_chargeback(store, price_catalog(settings, store).current, month)
-    if args.csv:
-        sys.stdout.write(chargeback_csv(report))
+    if args.csv:  # with the cost center, owner, business unit and name of each subscription, as the API's CSV
+        from shared.api.finops_presenters import chargeback_csv as with_cost_centers
+        from shared.composition import subscription_store
+        from shared.core.cost_centers import SubscriptionDirectory
+
+        sys.stdout.write(with_cost_centers(report, SubscriptionDirectory(subscription_store(settings, store).all())))
     else:
         print(chargeback_text(report))
     return 0

@@ -30,6 +30,7 @@ from shared.adapters.table_batch import MAX_OPERATIONS, MAX_TRANSACTION_BYTES, O
 from shared.adapters.table_limits import entity_problem
 from shared.adapters.table_query import query
 from shared.adapters.table_rest import endpoints
+from shared.adapters.usage_index import INDEXED, INDEXED_VALUES, index_entity, index_filter, index_table_name
 from shared.core.keys import partition_key, period_range, row_key, shortened_digest, storable_key, storable_name
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import (
@@ -98,6 +99,7 @@ class TableStore:
         self.usage_table = f"{prefix}usage"
         self.state_table = f"{prefix}state"
         self.quarantine_table = f"{prefix}quarantine"
+        self.index_table = index_table_name(prefix)
         self._describe = describe
         self._ready: set[str] = set()
         self._quarantine: QuarantineTable | None = None
@@ -138,7 +140,13 @@ class TableStore:
 
     # -- usage ------------------------------------------------------------------------------------
     def upsert(self, rows: Iterable[UsageRow]) -> int:
-        return self.replace_entities(self.usage_table, (usage_entity(row) for row in rows))
+        """Usage rows, and the day and month ones again in the period index (``usage_index``)."""
+        entities = [usage_entity(row) for row in rows]
+        written = self.replace_entities(self.usage_table, entities)
+        indexed = [index_entity(entity) for entity in entities if entity["Granularity"] in INDEXED_VALUES]
+        if indexed:
+            self.replace_entities(self.index_table, indexed)
+        return written
 
     def replace_entities(self, table_name: str, entities: Iterable[dict[str, Any]]) -> int:
         """Upsert (replace) entities in transactions of one partition, at most 100 entities and
@@ -241,6 +249,8 @@ class TableStore:
         return [row for row in rows if row.key.subscription_id == wanted]
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
+        if granularity in INDEXED:  # one partition per period, whatever the history (usage_index)
+            return self._query(self.index_table, *index_filter(granularity, start, end))
         low, high = period_range(granularity, start, end)
         return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
 

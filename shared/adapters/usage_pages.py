@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import shared.core.keys as keys
 from shared.adapters.table_query import query_pages
 from shared.adapters.tables import USAGE_PROPERTIES, usage_row
+from shared.adapters.usage_index import index_filter, single_period
 from shared.core.keys import partition_key, period_range
 from shared.core.paging import Continuation, StoragePage
 from shared.core.usage import Granularity
@@ -37,13 +38,19 @@ class TableUsagePages:
     def pages(self, subscription: str | None, granularity: Granularity, start: datetime, end: datetime,
               resume: Continuation | None = None) -> Iterator[StoragePage]:
         low, high = period_range(granularity, start, end)
-        if subscription is None:
+        parameters: dict[str, str]
+        table_name = self._store.usage_table
+        if subscription is None and single_period(granularity, start, end):
+            # one index partition, in the usage table's order (usage_index): no scan of the history
+            table_name = self._store.index_table
+            query_filter, parameters = index_filter(granularity, start, end)
+        elif subscription is None:
             query_filter, parameters = "RowKey ge @low and RowKey lt @high", {"low": low, "high": high}
         else:
             query_filter = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
             parameters = {"pk": partition_key(subscription), "low": low, "high": high}
         wanted = None if subscription is None else _stored_name(subscription)
-        table = self._store.table(self._store.usage_table)
+        table = self._store.table(table_name)
         responses = query_pages(table, query_filter, parameters, USAGE_PROPERTIES, resume)
         while True:
             # each response is fetched inside call(): SDK errors become the StorageError family

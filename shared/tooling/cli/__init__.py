@@ -30,6 +30,7 @@ from shared.tooling.cli import (
     reconcile,
     rollup,
     subscriptions,
+    usage_index,
     workspace,
 )
 from shared.tooling.cli.settings_file import find_settings_file
@@ -37,7 +38,8 @@ from shared.tooling.cli.settings_file import find_settings_file
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
-COMMAND_MODULES = (rollup, local, probe, billing, deployments, subscriptions, reconcile, access, workspace)
+COMMAND_MODULES = (rollup, local, probe, billing, deployments, subscriptions, reconcile, access, workspace,
+                   usage_index)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -71,7 +71,8 @@ def test_all_subscription_day_and_month_reads_use_the_index(settings: Settings) 
         url = urllib.parse.unquote(request.http_request.url)
         sent.append(url.split("?", 1)[0].rsplit("/", 1)[-1] + " " + url.split("$filter=", 1)[-1].split("&", 1)[0])
 
-    service = TableServiceClient.from_connection_string(settings.tables_connection_string, raw_request_hook=record)
+    service = TableServiceClient.from_connection_string(str(settings.tables_connection_string),
+                                                       raw_request_hook=record)
     watched = TableStore(service, settings.table_prefix, "azurite")
     month = Granularity.MONTH.period_start(START)
     for granularity in (Granularity.DAY, Granularity.MONTH):

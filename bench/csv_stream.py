@@ -93,6 +93,22 @@ def stream(app: Any, query: dict[str, str]) -> tuple[int, int, int]:
     return counted["status"], counted["bytes"], counted["pieces"]
 
 
+def load(store: Any, batch: list[Any], attempts: int = 4) -> int:
+    """Upsert with a few retries: a loaded Azurite sometimes resets a connection mid-transaction (the
+    writes are idempotent replaces, so a retry converges)."""
+    from shared.errors import StorageError
+
+    for attempt in range(attempts):
+        try:
+            return int(store.upsert(batch))
+        except StorageError as exc:
+            if attempt == attempts - 1:
+                raise
+            say(f"  retrying a load batch after: {exc}")
+            time.sleep(2 * (attempt + 1))
+    return 0
+
+
 def run(tiny: bool = False) -> list[Result]:
     import httpx
 
@@ -110,9 +126,9 @@ def run(tiny: bool = False) -> list[Result]:
         store = TableStore(TableServiceClient.from_connection_string(process.connection_string), fresh_prefix(),
                            "azurite")
         began, loaded = time.perf_counter(), 0
-        for first in range(0, subscriptions, 10):  # ten subscriptions' rows at a time: bounded bench memory
-            loaded += store.upsert(list(rows(Granularity.HOUR, range(first, min(first + 10, subscriptions)), starts,
-                                             ONE_KEY)))
+        for first in range(0, subscriptions, 5):  # five subscriptions' rows at a time: bounded bench memory
+            batch = list(rows(Granularity.HOUR, range(first, min(first + 5, subscriptions)), starts, ONE_KEY))
+            loaded += load(store, batch)
         load_seconds = time.perf_counter() - began
         say(f"loaded {loaded:,} hour rows ({subscriptions} subscriptions x {days} days) in {load_seconds:.0f}s "
             f"({loaded / load_seconds:,.0f} rows/s)")

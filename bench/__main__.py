@@ -20,6 +20,7 @@ BENCHES = {
     "backfill": "bench.backfill",
     "csv-stream": "bench.csv_stream",
     "ptu-allocation": "bench.ptu_allocation",
+    "org-report": "bench.org_report",
 }
 
 

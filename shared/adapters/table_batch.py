@@ -87,6 +87,8 @@ def _typed(name: str, value: Any) -> tuple[str | None, Any]:
 
 def _explicit(name: str, value: Any, edm: str) -> tuple[str | None, Any]:
     """A value with its Edm type given, converted by the SDK's rule for that type."""
+    if edm == "Edm.Int64" and type(value) is int and -(2**63) <= value < 2**63:  # every usage counter
+        return edm, str(value)
     if edm == "Edm.Int64" and isinstance(value, int | str) and int(value) in INT64:
         return edm, str(value)
     if edm == "Edm.Int32" and isinstance(value, int | str) and int(value) in INT32:

@@ -52,11 +52,20 @@ def name_digest(name: str) -> str:
 
 def utf16_length(text: str) -> int:
     """What Table Storage counts: UTF-16 code units (a character above U+FFFF counts twice)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    if text.isascii():  # the common case, without encoding anything
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def has_lone_surrogate(text: str) -> bool:
-    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+    """A surrogate code point in a Python string (UTF-8 cannot encode one) is not valid UTF-16 text."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def encode_part(name: str) -> str:

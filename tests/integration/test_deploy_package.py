@@ -142,7 +142,9 @@ def test_package_serves_health_from_a_fresh_venv(package: tuple[Path, list[str]]
     # As in Azure: Log Analytics is the source (never queried here), settings in the process environment.
     environment = {**settings._values, "LOG_SOURCE": "loganalytics",
                    "LOG_ANALYTICS_WORKSPACE_ID": "00000000-0000-0000-0000-000000000000", "API_KEY": TEST_API_KEY,
-                   "PATH": os.environ.get("PATH", ""), "HOME": str(target), "LANG": "C.UTF-8"}
+                   "PATH": os.environ.get("PATH", ""), "HOME": str(target), "LANG": "C.UTF-8",
+                   # the sync timers are registered only when scheduled: schedule them to index every function
+                   "DEPLOYMENT_SYNC_SCHEDULE": "0 10 3 * * *", "PRICE_SYNC_SCHEDULE": "0 40 3 * * *"}
     environment.pop("LOCAL_WORKSPACE_PATH")
     # -s: no user site-packages, -E: no PYTHONPATH; only the package (cwd) and the venv are importable.
     result = subprocess.run(
@@ -151,7 +153,8 @@ def test_package_serves_health_from_a_fresh_venv(package: tuple[Path, list[str]]
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert Path(report["shared_from"]).resolve().is_relative_to(target.resolve())
-    assert report["triggers"] == {"http_app_func": "httpTrigger", "rollup": "timerTrigger", "probe": "timerTrigger"}
+    assert report["triggers"] == {"http_app_func": "httpTrigger", "rollup": "timerTrigger", "probe": "timerTrigger",
+                                  "deployment_sync": "timerTrigger", "price_sync": "timerTrigger"}
     assert report["health"]["status"] == 200
     assert report["health"]["body"]["status"] == "ok" and report["health"]["body"]["storage"] == "ok"
     assert report["dev_packages_present"] == []

@@ -246,6 +246,8 @@ def test_lock_contention_is_retried_by_the_writer_and_reported_to_a_reader(gatew
         assert time.monotonic() - started < 0.5  # the request does not wait for the log write
     finally:
         holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
     assert len(rows(gateway, "ApiManagementGatewayLogs")) == 2  # written once the lock was released
     assert gateway.writer.pending == 0
 

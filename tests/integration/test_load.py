@@ -48,6 +48,8 @@ def server(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=15)
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def test_api_under_load_has_no_errors(server: str, capsys: pytest.CaptureFixture[str]) -> None:

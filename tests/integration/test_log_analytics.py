@@ -63,6 +63,7 @@ def workspace() -> Iterator[FakeWorkspace]:
     thread.start()
     yield server
     server.shutdown()
+    server.server_close()  # the listening socket too, not only the serving thread
 
 
 def source(server: FakeWorkspace) -> LogAnalyticsSource:

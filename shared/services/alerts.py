@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from shared.core.alerting import FAILED, PENDING, SENT, PeriodUsage, due_alerts, over_limit
-from shared.core.pricing import Cost, PriceTable, row_cost
+from shared.core.pricing import Cost, PriceTable
 from shared.core.quotas import Period, QuotaBook
 from shared.core.usage import Granularity, is_team_subscription
 from shared.core.windows import Window
@@ -43,6 +43,7 @@ from shared.ports import (
     UsageRepository,
 )
 from shared.services.anomalies import AnomalyDetector
+from shared.services.costing import usage_costs
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +269,10 @@ def period_usages(repository: UsageRepository, table: PriceTable, as_of: datetim
     months, days = evaluation_periods(as_of, window)
     wanted_days = set(days)
     rows = repository.read_all(Granularity.DAY, months[0], Period.MONTH.bounds(months[-1])[1])
+    rows = [row for row in rows if row.period_start <= as_of]
     totals: dict[tuple[str, Period, datetime], tuple[int, Cost]] = {}
-    for row in rows:
-        if row.period_start > as_of:
-            continue
-        cost = row_cost(row, table)
+    # priced as the chargeback prices them: per meter of the deployment in force, PTU shares included
+    for row, cost in zip(rows, usage_costs(rows, repository, table), strict=True):
         slots = [(Period.MONTH, Granularity.MONTH.period_start(row.period_start))]
         if row.period_start in wanted_days:
             slots.append((Period.DAY, row.period_start))

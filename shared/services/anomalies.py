@@ -18,11 +18,12 @@ from shared.core.access import Scope
 from shared.core.alerting import ANOMALY, Alert, anomaly_alert
 from shared.core.anomalies import AnomalyRule, judge
 from shared.core.moments import iso, parse_moment
-from shared.core.pricing import PriceTable, row_cost
+from shared.core.pricing import PriceTable
 from shared.core.quotas import check_subscription_id
 from shared.core.usage import Granularity, is_chargeable
 from shared.errors import InvalidRequestError
 from shared.ports import AlertOutbox, OutboxEntry, UsageRepository
+from shared.services.costing import usage_costs
 
 MAX_LISTED = 5000  # outbox entries read per subscription for the list
 
@@ -47,12 +48,11 @@ class AnomalyDetector:
             return []
         start = min(days) - timedelta(days=self.rule.window_days)
         rows = self.usage.read_all(Granularity.DAY, start, max(days) + timedelta(days=1))
+        rows = [row for row in rows if is_chargeable(row.subscription_id) and row.period_start <= as_of]
         by_subscription: dict[str, dict[date, _Day]] = {}
-        for row in rows:
-            if not is_chargeable(row.subscription_id) or row.period_start > as_of:
-                continue
+        # priced as the chargeback prices them: per meter of the deployment in force, PTU shares included
+        for row, cost in zip(rows, usage_costs(rows, self.usage, table), strict=True):
             day = by_subscription.setdefault(row.subscription_id, {}).setdefault(row.period_start.date(), _Day())
-            cost = row_cost(row, table)
             day.cost += Decimal(cost.amount)
             day.unpriced += cost.unpriced_tokens
             day.tokens += row.counters.total_tokens

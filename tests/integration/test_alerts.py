@@ -38,7 +38,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def billing(settings: Settings, tmp_path: Path) -> Settings:
-    return with_prices(settings, tmp_path)
+    # Quota alert sequences only: spend anomalies (tests/integration/test_anomalies.py) would add
+    # their own alert where a day jumps.
+    return with_prices(settings, tmp_path).with_overrides(ANOMALY_DETECTION="false")
 
 
 def set_day(settings: Settings, sub: str, day: int, tokens: int, model: str = "alpha-2026-08-01",

@@ -43,14 +43,16 @@ def write_demo_workspace(path: Path, seed: int, days: int, end: datetime | None 
 def summary_table(settings: Settings, start: datetime, end: datetime) -> str:
     """Per-subscription totals and cost over ``[start, end)`` read back from Table Storage."""
     from shared.composition import price_catalog
-    from shared.core.pricing import Cost, display, row_cost
+    from shared.core.pricing import Cost, display
+    from shared.services.costing import usage_costs
 
-    rows = table_store(settings).read_all(Granularity.DAY, start, end)
-    prices = price_catalog(settings).current()
+    store = table_store(settings)
+    rows = store.read_all(Granularity.DAY, start, end)
+    prices = price_catalog(settings, store).current()
     by_sub: dict[str, tuple[Counters, Cost]] = {}
-    for row in rows:
+    for row, row_cost in zip(rows, usage_costs(rows, store, prices), strict=True):
         counters, cost = by_sub.get(row.subscription_id, (Counters(), Cost()))
-        by_sub[row.subscription_id] = (counters + row.counters, cost + row_cost(row, prices))
+        by_sub[row.subscription_id] = (counters + row.counters, cost + row_cost)
     header = (f"{'subscription':<20}{'requests':>10}{'prompt':>12}{'completion':>12}{'total':>12}"
               f"{'errors':>8}{'unmetered':>11}{'cost ' + prices.currency:>14}")
     lines = [header, "-" * len(header)]

@@ -214,8 +214,7 @@ def test_a_rows_cost_is_the_sum_of_its_lines() -> None:
     overrides = RateOverrideBook([RateOverride("gpt-4o", "datazone", date(2026, 1, 1), Decimal("7.5"))])
     engine = pricing(version("chat", "DataZoneStandard", NOV), version("batch", "GlobalBatch", NOV),
                      overrides=overrides)
-    counters = {"prompt_tokens": 1_234_567, "cached_tokens": 234_567, "audio_prompt_tokens": 1_000,
-                "completion_tokens": 98_765, "audio_completion_tokens": 5}
     for deployment in ("chat", "batch", "not-catalogued"):
-        one = row("team-a", NOV, deployment, **counters)
+        one = row("team-a", NOV, deployment, prompt_tokens=1_234_567, cached_tokens=234_567, audio_prompt_tokens=1_000,
+                  completion_tokens=98_765, audio_completion_tokens=5)
         assert token_cost(one, engine) == cost_of_lines(token_lines(one, engine), one.key.model)

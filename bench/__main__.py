@@ -21,6 +21,7 @@ BENCHES = {
     "csv-stream": "bench.csv_stream",
     "ptu-allocation": "bench.ptu_allocation",
     "org-report": "bench.org_report",
+    "scale-run": "bench.scale_run",
 }
 
 

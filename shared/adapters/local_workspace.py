@@ -2,6 +2,15 @@
 
 Tables are created from ``queries/schemas`` with the Log Analytics names and types, so the same
 ``.kql`` files run here and in Azure.  Parameter values are bound by DuckDB, never substituted.
+
+Missing values follow Kusto's rules, so third-party queries (``x != ""``, ``isempty(x)``,
+``summarize by x``) give the answers they give in Log Analytics: a ``string`` column has no null
+in Kusto (a missing string is ``""``), so every write stores ``""`` for an absent string.  Every
+other type (``int``, ``long``, ``real``, ``bool``, ``datetime``, ``dynamic``, ``guid``,
+``timespan``) has a null value in Kusto (``T(null)``), which is what Log Analytics holds for a
+missing one: those stay NULL here.  All writers (demo data, ``chargeback workspace import``, the
+dev gateway) go through :func:`insert_rows`.  A workspace written before this rule is fixed once,
+by the first writer that opens it (:func:`create_tables`); the table comment records that it was.
 """
 
 from __future__ import annotations
@@ -59,24 +68,56 @@ def _lock_conflict(exc: Exception) -> bool:
     return "could not set lock" in text or "conflicting lock" in text or "different configuration" in text
 
 
+# The table comment marks a table whose strings follow Kusto's rule (no NULL strings).
+KUSTO_STRINGS_MARK = "kusto-strings:1"
+
+
 def create_tables(con: Any) -> None:
-    """Create every schema table that does not exist yet (datetimes are naive UTC)."""
+    """Create every schema table that does not exist yet (datetimes are naive UTC), and give an
+    older table's NULL strings Kusto's value ("")."""
+    marked = {name for name, comment in con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = current_schema()").fetchall()
+              if comment == KUSTO_STRINGS_MARK}
     for table, columns in table_schemas().items():
         cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.kql_type]}' for c in columns)
         con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({cols})')
+        if table not in marked:
+            fix_null_strings(con, table)
+            con.execute(f"COMMENT ON TABLE \"{table}\" IS '{KUSTO_STRINGS_MARK}'")
+
+
+def fix_null_strings(con: Any, table: str) -> None:
+    """NULL -> "" in the string columns of ``table`` (one pass; a workspace written by an older
+    version).  Done once per table, when a writer opens it, rather than on every read: readers open
+    the file read-only, and the dev gateway opens it for every batch."""
+    strings = string_columns(table)
+    if not strings:
+        return
+    assignments = ", ".join(f'"{name}" = coalesce("{name}", \'\')' for name in strings)
+    where = " OR ".join(f'"{name}" IS NULL' for name in strings)
+    con.execute(f'UPDATE "{table}" SET {assignments} WHERE {where}')
+
+
+def string_columns(table: str) -> tuple[str, ...]:
+    """Columns of Kusto type ``string``: the only type with no null value (``guid`` has one)."""
+    return tuple(c.name for c in table_schemas()[table] if c.kql_type == "string")
 
 
 def insert_rows(con: Any, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Insert rows given as column -> value (absent columns are null; dynamic values as JSON)."""
+    """Insert rows given as column -> value (dynamic values as JSON).  An absent or None value is
+    stored as Kusto holds it: "" in a string column, NULL in any other."""
     columns = table_schemas()[table]
     dynamic = {c.name for c in columns if c.kql_type == "dynamic"}
+    strings = set(string_columns(table))
     names = [c.name for c in columns]
 
     def values(row: Mapping[str, Any]) -> list[Any]:
         out = []
         for name in names:
             value = row.get(name)
-            if name in dynamic and value is not None and not isinstance(value, str):
+            if value is None:
+                value = "" if name in strings else None
+            elif name in dynamic and value is not None and not isinstance(value, str):
                 value = json.dumps(value)
             elif isinstance(value, datetime) and value.tzinfo is not None:
                 value = value.astimezone(UTC).replace(tzinfo=None)

@@ -91,7 +91,7 @@ def test_chat_completion_rows_column_by_column(gateway: DevGateway) -> None:
         "ResponseCode": 200, "BackendResponseCode": 200, "IsRequestSuccess": True, "CallerIpAddress": "127.0.0.1",
         "Region": "Local Dev", "Category": "GatewayLogs", "ClientProtocol": "HTTP/1.1", "Cache": "none",
         "ResponseSize": len(body), "ResponseBody": body.decode(), "BackendResponseBody": body.decode(),
-        "LastErrorReason": None, "LastErrorMessage": None, "LastErrorSource": None,
+        "LastErrorReason": "", "LastErrorMessage": "", "LastErrorSource": "",  # Kusto: a missing string is ""
         "Type": "ApiManagementGatewayLogs", "_ResourceId": RESOURCE_ID, "SourceSystem": "Azure",
     }
     for column, value in expected.items():
@@ -226,7 +226,7 @@ def test_body_logging_off(workspace: Path) -> None:
         client(gw).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
         (row,) = rows(gw, "ApiManagementGatewayLogs")
         (llm,) = rows(gw, "ApiManagementGatewayLlmLog")
-    assert row["ResponseBody"] is None and row["BackendResponseBody"] is None
+    assert row["ResponseBody"] == "" and row["BackendResponseBody"] == ""  # strings: "" (Kusto has no null string)
     assert llm["RequestMessages"] is None and llm["PromptTokens"] > 0
 
 

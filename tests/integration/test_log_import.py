@@ -117,6 +117,11 @@ def counts(report: ImportReport, table: str) -> tuple[int, int, int, int]:
     return c.read, c.inserted, c.duplicates, c.skipped
 
 
+def kusto_missing(kql_type: str) -> str | None:
+    """A missing value as Log Analytics holds it: "" for a string, null for any other type."""
+    return "" if kql_type == "string" else None
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     return tmp_path / "ws" / "workspace.duckdb"
@@ -131,7 +136,7 @@ def test_diagnostic_json_lines_column_by_column(tmp_path: Path, workspace: Path)
     assert counts(report, LLM) == (4, 4, 0, 0)
     assert report.ignored_fields["Level"] == 11
 
-    gateway_columns = {c.name: None for c in table_schemas()[GATEWAY]}
+    gateway_columns = {c.name: kusto_missing(c.kql_type) for c in table_schemas()[GATEWAY]}
     url = "https://apim-real.azure-api.net/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
     expected_gateway = gateway_columns | {
         "TimeGenerated": datetime(2026, 11, 20, 10, 7, 5, 123456), "ApiId": "azure-openai",
@@ -153,7 +158,7 @@ def test_diagnostic_json_lines_column_by_column(tmp_path: Path, workspace: Path)
     for column, value in expected_gateway.items():
         assert actual[column] == value, column
 
-    expected_llm = {c.name: None for c in table_schemas()[LLM]} | {
+    expected_llm = {c.name: kusto_missing(c.kql_type) for c in table_schemas()[LLM]} | {
         "TimeGenerated": datetime(2026, 11, 20, 10, 2, 5, 123456), "ApiVersion": "2024-10-21",
         "CompletionTokens": 300, "CorrelationId": "b", "DeploymentName": "gpt-4o", "IsStreamCompletion": True,
         "ModelName": "gpt-4o-2024-08-06", "OperationName": "Microsoft.ApiManagement/GatewayLlmLogs",
@@ -206,7 +211,7 @@ def test_log_analytics_csv_export(tmp_path: Path, workspace: Path) -> None:
     assert first["TimeGenerated"] == datetime(2026, 11, 20, 10, 1, 5, 123000)
     assert (first["ResponseCode"], first["IsRequestSuccess"], first["TotalTime"]) == (200, True, 812)
     assert first["RequestHeaders"] == '{"x-a":"1"}' and first["BackendTime"] is None
-    assert first["TenantId"] == "t-1" and first["Type"] == GATEWAY and first["_SubscriptionId"] is None
+    assert first["TenantId"] == "t-1" and first["Type"] == GATEWAY and first["_SubscriptionId"] == ""
     assert second["TimeGenerated"] == datetime(2026, 11, 20, 13, 2, 3)
     assert (second["ApimSubscriptionId"], second["IsRequestSuccess"], second["_SubscriptionId"]) == ("", False, "s-1")
 

@@ -22,6 +22,7 @@ BENCHES = {
     "ptu-allocation": "bench.ptu_allocation",
     "org-report": "bench.org_report",
     "scale-run": "bench.scale_run",
+    "backfill-scale": "bench.backfill_scale",
 }
 
 

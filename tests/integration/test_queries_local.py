@@ -34,6 +34,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, traffic: demo_data.DemoT
     local_workspace.insert_rows(con, "AzureDiagnostics", [
         {"TimeGenerated": DEMO_END, "_ResourceId": "/subscriptions/x/openai", "Category": "Audit",
          "OperationName": "ListKey"}])
+    # the demo names no backend: one request through a named one, for the backend-health query
+    local_workspace.insert_rows(con, "ApiManagementGatewayLogs", [
+        {"TimeGenerated": DEMO_END, "CorrelationId": "backend-1", "OperationId": "health", "ResponseCode": 200,
+         "BackendResponseCode": 200, "BackendId": "aoai-east"}])
     con.close()
     return path
 

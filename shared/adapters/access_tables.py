@@ -42,6 +42,8 @@ class AccessTableStore:
             entity = self._access.call(lambda: table.get_entity(partition_key(principal), ROW))
         except NotFoundError:
             return None
+        if str(entity.get("Principal") or "").lower() != principal.lower():
+            return None  # the key answers for its own principal only (shared.core.keys)
         return grant_from(entity)
 
     def lookup(self, principals: Iterable[str]) -> list[Grant]:

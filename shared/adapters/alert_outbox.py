@@ -156,7 +156,9 @@ class AlertOutboxTable:
             entities = self._access.call(lambda: list(table.query_entities(query, parameters=parameters)))
         else:
             entities = self._access.call(lambda: list(table.list_entities()))
-        entries = sorted((entry_from(e) for e in entities), key=lambda e: (e.created_at, e.alert.row_key),
+        found = (entry_from(e) for e in entities)  # the key answers for its own subscription only
+        entries = sorted((e for e in found if subscription_id in (None, e.alert.subscription_id)),
+                         key=lambda e: (e.created_at, e.alert.row_key),
                          reverse=True)
         return entries[:limit]
 

@@ -128,8 +128,9 @@ class ProbeStore:
         else:
             for name in dict.fromkeys(deployments):
                 params = {**bounds, "pk": probe_partition(name)}
-                entities += self._call(lambda p=params: list(table.query_entities(  # type: ignore[misc]
+                entities += [e for e in self._call(lambda p=params: list(table.query_entities(  # type: ignore[misc]
                     "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high", parameters=p)))
+                    if e.get("Deployment") == name]  # the key answers for its own deployment only
         return sorted((attempt_from(e) for e in entities), key=lambda a: (a.at, a.deployment, a.mode))
 
     # -- incident state ---------------------------------------------------------------------------

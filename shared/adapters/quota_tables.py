@@ -63,7 +63,9 @@ class QuotaTableStore:
         parameters = {"pk": partition_key(subscription_id)}
         entities = self._access.call(lambda: list(table.query_entities("PartitionKey eq @pk",
                                                                        parameters=parameters)))
-        return sorted((quota_from(e) for e in entities), key=lambda q: q.period.value)
+        # the key answers for its own subscription only (shared.core.keys)
+        return sorted((q for q in map(quota_from, entities) if q.subscription_id == subscription_id),
+                      key=lambda q: q.period.value)
 
     def all(self) -> list[Quota]:
         table = self._access.table(QUOTAS)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from shared.core.access import Scope
 from shared.core.alerting import ANOMALY, Alert, anomaly_alert
 from shared.core.anomalies import AnomalyRule, judge
-from shared.core.moments import iso, parse_moment
+from shared.core.moments import parse_range
 from shared.core.pricing import PriceTable
 from shared.core.quotas import check_subscription_id
 from shared.core.usage import Granularity, is_chargeable
-from shared.errors import InvalidRequestError
 from shared.ports import AlertOutbox, OutboxEntry, UsageRepository
 from shared.services.costing import usage_costs
 
@@ -89,19 +88,9 @@ def visible_anomalies(outbox: AlertOutbox, scope: Scope, subscription: str | Non
 
 
 DEFAULT_DAYS = 30
-MAX_DAYS = 400
 
 
 def anomaly_range(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
     """``from`` inclusive (default: 30 days before ``to``), ``to`` exclusive for a datetime and
-    including the whole day for a date (default: now)."""
-    finish = now.astimezone(UTC)
-    if end:
-        finish, date_only = parse_moment("to", end)
-        finish = finish + timedelta(days=1) if date_only else finish
-    begin = parse_moment("from", start)[0] if start else finish - timedelta(days=DEFAULT_DAYS)
-    if begin >= finish:
-        raise InvalidRequestError("from", f"must be before 'to' ({iso(begin)} >= {iso(finish)})")
-    if finish - begin > timedelta(days=MAX_DAYS):
-        raise InvalidRequestError("to", f"range longer than {MAX_DAYS} days; ask for less")
-    return begin, finish
+    including the whole day for a date (default: now); at most the report range limit."""
+    return parse_range(start, end, now, lambda finish: finish - timedelta(days=DEFAULT_DAYS))

@@ -172,6 +172,8 @@ class TableStore:
                 self.quarantine.put(table_name, entity, f"not sent: {problem}")
         transactions = [chunk for _, partition in groupby(sendable, key=lambda op: op.entity["PartitionKey"])
                         for chunk in _transactions(list(partition))]
+        if transactions:
+            self.quarantine.kept_keys()  # loaded once, here, not by the first of several threads
         if len(transactions) <= 1:
             return sum(self._write(table, table_name, chunk) for chunk in transactions)
         with ThreadPoolExecutor(max_workers=TRANSACTIONS_IN_FLIGHT) as pool:

@@ -42,6 +42,12 @@ USAGE_COLUMNS: Mapping[str, str] = {
     "UnmeteredRequests": "long",
     "UnmeteredStreamed": "long",
     "UnmeteredTruncated": "long",
+    # Token kinds nested in the counts above, as Counters nests them (shared/core/usage.py).
+    "ReasoningTokens": "long",
+    "AudioPromptTokens": "long",
+    "CachedAudioTokens": "long",
+    "AudioCompletionTokens": "long",
+    "CacheWriteTokens": "long",
 }
 
 CONTRACTS: Mapping[str, Mapping[str, str]] = {

@@ -1,7 +1,7 @@
 """Independent computation of what the rollup must produce, straight from generated log rows.
 
 Deliberately written without the production modules (no shared.core, no KQL, no regex): plain
-loops and ``json`` over the rows the workspace was filled with.
+loops, string scanning and ``json`` over the rows the workspace was filled with.
 """
 
 from __future__ import annotations
@@ -18,45 +18,236 @@ FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cac
 Key = tuple[datetime, str, str, str, str]
 
 
+STREAM_PREFIXES = ("data:", "event:")  # SSE: chat streams start with data:, Responses API and Anthropic with event:
+RESPONSES_ENDS = ("response.completed", "response.incomplete", "response.failed")  # a Responses API stream's last event
+WHITESPACE = " \t\n\f\r"  # what the queries' \s matches
+ANTHROPIC_INPUT = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")  # message_start has them
+MODEL_NESTING = 8  # containers nested deeper than this before a "model" key end the search on that line
+
+
 def body_usage(body: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(usage object, model) from a logged body: whole JSON, SSE stream, or a truncated prefix.
+    """(usage object, model) from a logged body: whole JSON, SSE stream, Gemini's JSON array, or a cut prefix.
 
     The usage is the response's own, never a ``usage`` key nested in echoed content: a JSON body's
-    top-level ``usage``; in a stream, the last event whose own usage is an object (top level, or for
-    a Responses API event, ``"type": "response.*"``, its ``response`` object's). A body that is not
-    whole JSON (cut at the 8,192-byte cap) has none.
+    top-level ``usage`` (else ``usageMetadata``, Gemini); Gemini's JSON-array stream: its last element's
+    ``usageMetadata``; in an SSE stream, the last ``data:`` line holding a usage object anywhere, read where
+    that event keeps its own (a Responses API event, ``"type": "response.*"``: its ``response`` object's;
+    Anthropic's ``message_delta``: its own, only once the stream reached ``message_stop``, completed by
+    the ``message_start`` event's ``message.usage`` where the delta leaves a count out; a Gemini chunk: its
+    ``usageMetadata`` if it is the final chunk, with a finishReason). A body that is not whole JSON (cut
+    at the 8,192-byte cap) has none.
     """
-    decoder = json.JSONDecoder()
-    model = None
-    at = body.find('"model"')
-    if at >= 0:
-        try:
-            model = decoder.raw_decode(body, body.index(":", at) + 1 + _spaces(body, body.index(":", at) + 1))[0]
-        except (ValueError, IndexError):
-            model = None
-    if body.startswith(STREAM_PREFIXES):
-        usage = None
-        for line in body.split("\n"):  # SSE lines; JSON text never holds a raw newline
-            if not line.startswith("data:"):
-                continue
-            payload = line[len("data:"):]
-            payload = payload[1:] if payload.startswith(" ") else payload
-            if payload.startswith("{"):
-                usage = _own_usage(_parse(payload)) or usage
+    model = body_model(body)
+    if body.startswith("["):
+        document = _parse(body)
+        last = document[-1] if isinstance(document, list) and document else None
+        usage = last.get("usageMetadata") if isinstance(last, dict) else None
+        return (usage if isinstance(usage, dict) else None), model
+    if not body.startswith(STREAM_PREFIXES):
+        document = _parse(body)
+        if not isinstance(document, dict):
+            return None, model
+        usage = document.get("usage")
+        usage = usage if usage is not None else document.get("usageMetadata")
+        return (usage if isinstance(usage, dict) else None), model
+    chosen = None
+    for line in body.split("\n"):  # SSE lines; JSON text never holds a raw newline
+        if line.startswith("data:") and _holds_usage_object(line):
+            chosen = line
+    if chosen is None:
+        return None, model
+    payload = chosen[len("data:"):]
+    event = _parse(payload[1:] if payload.startswith(" ") else payload)
+    if not isinstance(event, dict):
+        return None, model
+    kind = event.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    if kind.startswith("response."):
+        response = event.get("response")
+        usage = response.get("usage") if isinstance(response, dict) else None
+    elif kind == "message_delta":
+        usage = event.get("usage") if '"message_stop"' in body else None
+        if isinstance(usage, dict):
+            start = _message_start_usage(body)
+            missing = [name for name in ANTHROPIC_INPUT if usage.get(name) is None and name in start]
+            usage = {**usage, **{name: start[name] for name in missing}}
+    elif event.get("usageMetadata") is not None:
+        candidates = event.get("candidates")
+        first = candidates[0] if isinstance(candidates, list) and candidates else None
+        finish = first.get("finishReason") if isinstance(first, dict) else None
+        usage = event["usageMetadata"] if finish is not None and finish != "" else None
     else:
-        usage = _own_usage(_parse(body))
-    return usage, model if isinstance(model, str) else None
+        usage = event.get("usage")
+    return (usage if isinstance(usage, dict) else None), model
 
 
-STREAM_PREFIXES = ("data:", "event:")  # chat streams start with data:, Responses API streams with event:
-RESPONSES_ENDS = ("response.completed", "response.incomplete", "response.failed")  # a Responses API stream's last event
+def _holds_usage_object(line: str) -> bool:
+    """Whether a ``"usage"`` or ``"usageMetadata"`` key with an object value appears anywhere in the line."""
+    for key in ('"usage"', '"usageMetadata"'):
+        at = line.find(key)
+        while at >= 0:
+            rest = line[at + len(key):].lstrip(" \t")
+            if rest.startswith(":") and rest[1:].lstrip(" \t").startswith("{"):
+                return True
+            at = line.find(key, at + 1)
+    return False
+
+
+def _message_start_usage(body: str) -> dict[str, Any]:
+    """Anthropic: the usage in the first ``data:`` line whose text says ``"type": "message_start"``."""
+    for line in body.split("\n"):
+        if not line.startswith("data:"):
+            continue
+        at = line.find('"type"')
+        while at >= 0:
+            rest = line[at + len('"type"'):].lstrip(" \t")
+            if rest.startswith(":") and rest[1:].lstrip(" \t").startswith('"message_start"'):
+                payload = line[len("data:"):]
+                event = _parse(payload[1:] if payload.startswith(" ") else payload)
+                message = event.get("message") if isinstance(event, dict) else None
+                usage = message.get("usage") if isinstance(message, dict) else None
+                return usage if isinstance(usage, dict) else {}
+            at = line.find('"type"', at + 1)
+    return {}
+
+
+def body_model(body: str) -> str | None:
+    """The model a body names: the first line (a JSON body, or a stream's ``data:`` line) whose top-level
+    object has a ``"model"`` key with a non-empty string value before anything unreadable; in a stream
+    event, also inside its ``response`` or ``message`` object. Read as text, so a cut body still names it;
+    keys in nested values (echoed content) and text inside strings are skipped whole."""
+    for line in body.split("\n"):
+        text = line[len("data:"):] if line.startswith("data:") else line
+        if line.startswith("data:") and text.startswith(" "):
+            text = text[1:]
+        if text.startswith("{"):
+            found = _model_in_object(text, 1, descend=True)
+            if found:
+                return found
+    return None
+
+
+def _model_in_object(text: str, at: int | None, descend: bool) -> str | None:
+    while at is not None and at < len(text):
+        if descend and (text.startswith('"response"', at) or text.startswith('"message"', at)):
+            value_at = _after_colon(text, at + (10 if text.startswith('"response"', at) else 9))
+            if value_at is not None and text.startswith("{", value_at):
+                found = _model_in_object(text, value_at + 1, descend=False)
+                if found:
+                    return found
+        if text.startswith('"model"', at):
+            value_at = _after_colon(text, at + len('"model"'))
+            if value_at is not None and text.startswith('"', value_at):
+                end = value_at + 1
+                while end < len(text) and text[end] not in '"\n':
+                    end += 1
+                if end < len(text) and text[end] == '"' and end > value_at + 1:
+                    return text[value_at + 1:end]
+        char = text[at]
+        if char == '"':
+            at = _skip_string(text, at)
+        elif char in "[{":
+            at = _skip_container(text, at, 1)
+        elif char in "]}\n":
+            return None
+        else:
+            at += 1
+    return None
+
+
+def _after_colon(text: str, at: int) -> int | None:
+    while at < len(text) and text[at] in " \t":
+        at += 1
+    if at >= len(text) or text[at] != ":":
+        return None
+    at += 1
+    while at < len(text) and text[at] in " \t":
+        at += 1
+    return at
+
+
+def _skip_string(text: str, at: int) -> int | None:
+    at += 1
+    while at < len(text):
+        if text[at] == "\n":
+            return None
+        if text[at] == "\\":
+            if at + 1 >= len(text) or text[at + 1] == "\n":
+                return None
+            at += 2
+            continue
+        if text[at] == '"':
+            return at + 1
+        at += 1
+    return None
+
+
+def _skip_container(text: str, at: int, depth: int) -> int | None:
+    if depth > MODEL_NESTING:
+        return None
+    at += 1
+    while at < len(text):
+        char = text[at]
+        if char in "]}":
+            return at + 1
+        if char == "\n":
+            return None
+        next_at = (_skip_string(text, at) if char == '"' else
+                   _skip_container(text, at, depth + 1) if char in "[{" else at + 1)
+        if next_at is None:
+            return None
+        at = next_at
+    return None
+
+
+def url_model(url: str) -> str | None:
+    """A Gemini / Vertex AI URL's model: ``/models/{model}:generateContent``."""
+    at = url.find("/models/")
+    while at >= 0:
+        start = end = at + len("/models/")
+        while end < len(url) and url[end] not in "/:?":
+            end += 1
+        if end > start and end < len(url) and url[end] == ":":
+            return url[start:end]
+        at = url.find("/models/", at + 1)
+    return None
+
+
+def url_deployment(url: str) -> str | None:
+    at = url.find("/deployments/")
+    if at < 0:
+        return None
+    start = end = at + len("/deployments/")
+    while end < len(url) and url[end] not in "/?":
+        end += 1
+    return url[start:end] or None
+
+
+LLM_OPERATIONS = ("chatcompletions_create", "completions_create", "embeddings_create", "responses_create",
+                  "response_create", "createresponse", "responses_post", "messages_create", "createmessage",
+                  "generatecontent", "streamgeneratecontent")
+
+
+def is_llm_call(operation: str, url: str) -> bool:
+    """Recognised by operation or URL path (case-insensitive): Azure OpenAI, Anthropic Messages, Gemini."""
+    url = url.lower()
+    return (operation.lower() in LLM_OPERATIONS or "/openai/" in url or ":generatecontent" in url
+            or ":streamgeneratecontent" in url or "/publishers/anthropic/" in url
+            or url.endswith("/messages") or "/messages?" in url)
 
 
 def stream_complete(body: str) -> bool:
-    """A chat stream that reached [DONE], or a Responses API stream whose last line is its whole terminal event."""
+    """A stream that reached its end: [DONE] (chat), message_stop (Anthropic), a Responses API stream whose
+    last line is its whole terminal event, a Gemini stream whose last line is a chunk with a finishReason."""
+    if "[DONE]" in body or '"message_stop"' in body:
+        return True
+    ended = body.rstrip(WHITESPACE)
+    last_line = ended.split("\n")[-1]
+    if ended.endswith("}") and '"finishReason"' in last_line[:-1]:
+        return True
     lines = [line for line in body.split("\n") if line.strip()]
-    if "[DONE]" in body or not lines or not lines[-1].startswith("data:"):
-        return "[DONE]" in body
+    if not lines or not lines[-1].startswith("data:"):
+        return False
     event = _parse(lines[-1][len("data:"):])
     return isinstance(event, dict) and event.get("type") in RESPONSES_ENDS
 
@@ -68,19 +259,6 @@ def _parse(text: str) -> Any:
         return None
 
 
-def _own_usage(document: Any) -> dict[str, Any] | None:
-    """The usage object a response (or stream event) carries for itself, if any."""
-    if not isinstance(document, dict):
-        return None
-    kind = document.get("type")
-    if isinstance(kind, str) and kind.startswith("response."):  # Responses API event: usage is the response's
-        response = document.get("response")
-        usage = response.get("usage") if isinstance(response, dict) else None
-    else:
-        usage = document.get("usage")
-    return usage if isinstance(usage, dict) else None
-
-
 def whole_count(value: Any) -> TypeGuard[int | float]:
     """A plausible token count: a whole number (10 or 10.0, not True or "10") in [0, 1e9)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -88,21 +266,77 @@ def whole_count(value: Any) -> TypeGuard[int | float]:
     return float(value).is_integer() and 0 <= value < 10**9
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
+
+
+def _path(document: Any, *keys: str) -> Any:
+    for key in keys:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
+KINDS: dict[str, tuple[tuple[str, ...], ...]] = {  # counter -> the usage paths it is read from, first present wins
+    "cached_tokens": (("prompt_tokens_details", "cached_tokens"), ("input_tokens_details", "cached_tokens"),
+                      ("input_token_details", "cached_tokens"), ("cache_read_input_tokens",),
+                      ("cachedContentTokenCount",)),
+    "cache_write_tokens": (("cache_creation_input_tokens",),),
+    "reasoning_tokens": (("completion_tokens_details", "reasoning_tokens"),
+                         ("output_tokens_details", "reasoning_tokens"), ("output_tokens_details", "thinking_tokens"),
+                         ("thoughtsTokenCount",)),
+    "audio_prompt_tokens": (("prompt_tokens_details", "audio_tokens"), ("input_tokens_details", "audio_tokens"),
+                            ("input_token_details", "audio_tokens")),
+    "cached_audio_tokens": (("prompt_tokens_details", "cached_tokens_details", "audio_tokens"),
+                            ("input_tokens_details", "cached_tokens_details", "audio_tokens"),
+                            ("input_token_details", "cached_tokens_details", "audio_tokens")),
+    "audio_completion_tokens": (("completion_tokens_details", "audio_tokens"),
+                                ("output_tokens_details", "audio_tokens"), ("output_token_details", "audio_tokens")),
+}
+
+
+def usage_counts(usage: dict[str, Any]) -> dict[str, int] | None:
+    """Every provider's usage as Counters nests counts (None: not valid usage).
+
+    prompt = prompt_tokens | input_tokens + Anthropic's cache reads and writes | Gemini's promptTokenCount +
+    toolUsePromptTokenCount; completion = completion_tokens | output_tokens | Gemini's candidates + thoughts
+    (missing: 0); total = total_tokens | totalTokenCount | prompt + completion; each other kind from the
+    first of its names present, 0 when absent or not a plausible count.
+    """
+    prompt = _number(usage.get("prompt_tokens"))
+    if prompt is None:
+        given = _number(usage.get("input_tokens"))
+        if given is not None:
+            prompt = (given + (_number(usage.get("cache_read_input_tokens")) or 0.0)
+                      + (_number(usage.get("cache_creation_input_tokens")) or 0.0))
+    if prompt is None:
+        given = _number(usage.get("promptTokenCount"))
+        if given is not None:
+            prompt = given + (_number(usage.get("toolUsePromptTokenCount")) or 0.0)
+    completion = _number(_first(usage.get("completion_tokens"), usage.get("output_tokens")))
+    if completion is None and usage.get("promptTokenCount") is not None:
+        completion = ((_number(usage.get("candidatesTokenCount")) or 0.0)
+                      + (_number(usage.get("thoughtsTokenCount")) or 0.0))
+    completion = 0.0 if completion is None else completion
+    if prompt is None:
+        return None
+    total = _number(_first(usage.get("total_tokens"), usage.get("totalTokenCount")))
+    total = prompt + completion if total is None else total
+    if not (whole_count(prompt) and whole_count(completion) and whole_count(total)):
+        return None
+    counts = {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "total_tokens": int(total)}
+    for kind, paths in KINDS.items():
+        value = _number(_first(*(_path(usage, *path) for path in paths)))
+        counts[kind] = int(value) if whole_count(value) else 0  # implausible: left out
+    return counts
+
+
 def valid_usage(usage: dict[str, Any]) -> bool:
     """A whole, plausible prompt count; completion/total, when given, whole and plausible too."""
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    if not whole_count(prompt):
-        return False
-    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
-    total = usage.get("total_tokens", prompt + (completion if isinstance(completion, int | float) else 0))
-    return whole_count(completion) and whole_count(total)
-
-
-def _spaces(text: str, at: int) -> int:
-    n = 0
-    while at + n < len(text) and text[at + n] in " \t\r\n":
-        n += 1
-    return n
+    return usage_counts(usage) is not None
 
 
 def llm_requests(llm: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -137,15 +371,17 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
             continue
         info = known.get(g["CorrelationId"])
         named = info is not None and info["ModelName"] is not None  # the LLM log knows the request
+        if not named and not is_llm_call(g.get("OperationId") or "", g.get("Url") or ""):
+            continue  # not LLM traffic
         tokens = info if info is not None and info["counted"] else None  # ... and has its counts
         body = (g.get("BackendResponseBody") or "") if source != "llmlog" else ""
-        usage, body_model = body_usage(body) if body else (None, None)
-        if usage is not None and not valid_usage(usage):
-            usage = None
+        usage, model_in_body = body_usage(body) if body else (None, None)
+        counts = usage_counts(usage) if usage is not None else None
         hour = g["TimeGenerated"].replace(minute=0, second=0, microsecond=0)
-        url_deployment = g["Url"].split("/deployments/")[1].split("/")[0]
-        model = info["ModelName"] if named and info is not None else body_model or "unknown"
-        deployment = (info or {}).get("DeploymentName") or url_deployment
+        url = g.get("Url") or ""
+        # The model the logs name, counted or not: the LLM log's, the body's, the URL's (Gemini).
+        model = info["ModelName"] if named and info is not None else model_in_body or url_model(url) or "unknown"
+        deployment = (info or {}).get("DeploymentName") or url_deployment(url) or "unknown"
         headers = g.get("RequestHeaders") or {}
         probe = (probe_subscription and g["ApimSubscriptionId"] == probe_subscription) or any(
             name.lower() == probe_header.lower() and value == "1" for name, value in headers.items())
@@ -154,24 +390,23 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
         c = out[key]
         c["requests"] += 1
         c["error_requests"] += g["ResponseCode"] >= 400
-        streamed = info["IsStreamCompletion"] if named and info is not None else body.startswith(STREAM_PREFIXES)
+        sse = body.startswith(STREAM_PREFIXES)
+        streamed = info["IsStreamCompletion"] if named and info is not None else sse or body.startswith("[")
         c["streamed_requests"] += streamed
-        if usage is not None:
-            details = usage.get("prompt_tokens_details", usage.get("input_tokens_details")) or {}
-            cached = details.get("cached_tokens", 0)
-            c["cached_tokens"] += int(cached) if whole_count(cached) else 0  # implausible: left out
+        if counts is not None:  # kinds the LLM log has no column for: from the body, whichever counts
+            for kind in KINDS:
+                c[kind] += counts[kind]
         if tokens:
             c["prompt_tokens"] += tokens["PromptTokens"] or 0
             c["completion_tokens"] += tokens["CompletionTokens"] or 0
             c["total_tokens"] += tokens["TotalTokens"] or 0
-        elif usage is not None:  # chat/completions names, else the Responses API's
-            c["prompt_tokens"] += usage.get("prompt_tokens", usage.get("input_tokens", 0))
-            c["completion_tokens"] += usage.get("completion_tokens", usage.get("output_tokens", 0))
-            c["total_tokens"] += usage.get("total_tokens", 0)
+        elif counts is not None:
+            for kind in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                c[kind] += counts[kind]
         elif 200 <= g["ResponseCode"] < 300:
             c["unmetered_requests"] += 1
             c["unmetered_streamed"] += streamed
-            complete = stream_complete(body) if body.startswith(STREAM_PREFIXES) else body.rstrip().endswith("}")
+            complete = stream_complete(body) if sse else body.rstrip(WHITESPACE).endswith(("}", "]"))
             c["unmetered_truncated"] += bool(body) and not complete
     return dict(out)
 

@@ -91,7 +91,11 @@ def usage_rows(records: list[dict[str, Any]]) -> list[UsageRow]:
                           completion_tokens=r["CompletionTokens"], total_tokens=r["TotalTokens"],
                           cached_tokens=r["CachedTokens"], streamed_requests=r["StreamedRequests"],
                           error_requests=r["ErrorRequests"], unmetered_requests=r["UnmeteredRequests"],
-                          unmetered_streamed=r["UnmeteredStreamed"], unmetered_truncated=r["UnmeteredTruncated"]))
+                          unmetered_streamed=r["UnmeteredStreamed"], unmetered_truncated=r["UnmeteredTruncated"],
+                          reasoning_tokens=r["ReasoningTokens"], audio_prompt_tokens=r["AudioPromptTokens"],
+                          cached_audio_tokens=r["CachedAudioTokens"],
+                          audio_completion_tokens=r["AudioCompletionTokens"],
+                          cache_write_tokens=r["CacheWriteTokens"]))
         for r in records
     ]
     # Names as they are stored (too long or invalid ones shortened): two names that shorten alike

@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # feature modules (probe, alerts) load only when the feature 
     from shared.services.deployment_sync import DeploymentSyncService
     from shared.services.lag_watch import PipelineWatch, QuarantineCounter
     from shared.services.probe import IncidentNotifier, ProbeService
-    from shared.services.subscription_sync import SubscriptionSyncService
     from shared.services.quarantine_alarm import QuarantineAlarm
+    from shared.services.subscription_sync import SubscriptionSyncService
 
 
 def azure_credential() -> Any:
@@ -310,6 +310,7 @@ def cost_export_store(settings: Settings, credential: Any | None = None) -> Blob
     if container_address(url).emulator:
         return BlobCostExportStore(url)
     return BlobCostExportStore(url, credential or azure_credential())
+
 
 # -- the pipeline watching itself: health, lag alerts, telemetry -----------------------------------
 def quarantine_counter(settings: Settings, store: TableStore | None = None) -> QuarantineCounter | None:

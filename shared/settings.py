@@ -417,6 +417,15 @@ class Settings:
                             "writes.", _admin_key, secret=True)
     alert_thresholds = Setting("ALERT_THRESHOLDS", "50,80,100", "Quota alert thresholds in percent, comma-separated.",
                                _thresholds)
+    anomaly_detection = Setting("ANOMALY_DETECTION", "true",
+                                "`true`: after each scheduled rollup, alert when a subscription's day cost is far "
+                                "above its trailing 28 days (median + ANOMALY_THRESHOLD × robust spread).", _flag)
+    anomaly_threshold = Setting("ANOMALY_THRESHOLD", "4",
+                                "Robust z-score (spread = 1.4826 × MAD) above which a day cost is anomalous.",
+                                _positive_decimal)
+    anomaly_min_cost = Setting("ANOMALY_MIN_COST", "1.00",
+                               "A day must cost at least this much above its median to alarm (so a cent never does).",
+                               _positive_decimal)
     alert_webhook_urls = Setting("ALERT_WEBHOOK_URLS", None,
                                  "Generic JSON webhook URLs for quota alerts, comma-separated.", _urls, secret=True)
     alert_teams_urls = Setting("ALERT_TEAMS_URLS", None,
@@ -436,15 +445,6 @@ class Settings:
                                      "`true` only when App Service Authentication (Entra ID) fronts the app: then "
                                      "the X-MS-CLIENT-PRINCIPAL* headers are trusted and scope each caller to its "
                                      "subscriptions.", _flag)
-    anomaly_detection = Setting("ANOMALY_DETECTION", "true",
-                                "`true`: after each scheduled rollup, alert when a subscription's day cost is far "
-                                "above its trailing 28 days (median + ANOMALY_THRESHOLD × robust spread).", _flag)
-    anomaly_threshold = Setting("ANOMALY_THRESHOLD", "4",
-                                "Robust z-score (spread = 1.4826 × MAD) above which a day cost is anomalous.",
-                                _positive_decimal)
-    anomaly_min_cost = Setting("ANOMALY_MIN_COST", "1.00",
-                               "A day must cost at least this much above its median to alarm (so a cent never does).",
-                               _positive_decimal)
     page_token_key = Setting("PAGE_TOKEN_SECRET", None,
                              "Secret the usage API's continuation tokens are signed with (HMAC); unset = derived "
                              "from API_KEY.", _page_token_key, secret=True)

@@ -30,7 +30,16 @@ from shared.adapters.table_batch import MAX_OPERATIONS, MAX_TRANSACTION_BYTES, O
 from shared.adapters.table_limits import entity_problem
 from shared.adapters.table_query import query
 from shared.adapters.table_rest import endpoints
-from shared.adapters.usage_index import INDEXED, INDEXED_VALUES, index_entity, index_filter, index_table_name
+from shared.adapters.usage_index import (
+    COMPLETE,
+    INDEXED,
+    INDEXED_VALUES,
+    META_PARTITION,
+    complete_marker,
+    index_entity,
+    index_filter,
+    index_table_name,
+)
 from shared.core.keys import partition_key, period_range, row_key, shortened_digest, storable_key, storable_name
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import (
@@ -102,6 +111,7 @@ class TableStore:
         self.index_table = index_table_name(prefix)
         self._describe = describe
         self._ready: set[str] = set()
+        self._index_known_complete = False
         self._quarantine: QuarantineTable | None = None
 
     def table(self, name: str) -> Any:
@@ -142,6 +152,8 @@ class TableStore:
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         """Usage rows, and the day and month ones again in the period index (``usage_index``)."""
         entities = [usage_entity(row) for row in rows]
+        if entities and not self._index_known_complete:
+            self._mark_index_complete_if_fresh()
         written = self.replace_entities(self.usage_table, entities)
         indexed = [index_entity(entity) for entity in entities if entity["Granularity"] in INDEXED_VALUES]
         if indexed:
@@ -251,10 +263,36 @@ class TableStore:
         return [row for row in rows if row.key.subscription_id == wanted]
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
-        if granularity in INDEXED:  # one partition per period, whatever the history (usage_index)
+        if granularity in INDEXED and self.index_complete():  # one partition per period (usage_index)
             return self._query(self.index_table, *index_filter(granularity, start, end))
         low, high = period_range(granularity, start, end)
         return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
+
+    def index_complete(self) -> bool:
+        """Whether the period index holds every day and month row (its marker is there): a point
+        read, remembered once true (the marker is never removed)."""
+        if not self._index_known_complete:
+            table = self.table(self.index_table)
+            try:
+                self.call(lambda: table.get_entity(META_PARTITION, COMPLETE))
+                self._index_known_complete = True
+            except NotFoundError:
+                return False
+        return True
+
+    def _mark_index_complete_if_fresh(self) -> None:
+        """Before the first usage write: a usage table with no row yet means the index starts with
+        it, complete.  An older installation (rows already there) keeps scanning until
+        ``chargeback index rebuild`` has written every period and marked it."""
+        if self.index_complete():
+            return
+        usage = self.table(self.usage_table)
+        # $top=1: the first page of one entity, not the table
+        empty = self.call(lambda: next(iter(usage.list_entities(results_per_page=1, select=["PartitionKey"])),
+                                       None)) is None
+        if empty:
+            self.replace_entities(self.index_table, [complete_marker()])
+            self._index_known_complete = True
 
     def _query(self, table_name: str, query_filter: str, parameters: dict[str, Any]) -> list[UsageRow]:
         table = self.table(table_name)

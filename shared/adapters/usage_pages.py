@@ -40,7 +40,7 @@ class TableUsagePages:
         low, high = period_range(granularity, start, end)
         parameters: dict[str, str]
         table_name = self._store.usage_table
-        if subscription is None and single_period(granularity, start, end):
+        if subscription is None and single_period(granularity, start, end) and self._store.index_complete():
             # one index partition, in the usage table's order (usage_index): no scan of the history
             table_name = self._store.index_table
             query_filter, parameters = index_filter(granularity, start, end)

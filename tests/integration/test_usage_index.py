@@ -12,7 +12,8 @@ from typing import Any
 from azure.data.tables import TableServiceClient
 
 from shared.adapters.tables import TableStore
-from shared.adapters.usage_index import JOIN, rebuild
+from shared.adapters.usage_index import COMPLETE, JOIN, META_PARTITION
+from shared.adapters.usage_index_rebuild import rebuild
 from shared.composition import rollup_service, table_store
 from shared.core.usage import Granularity
 from shared.settings import Settings
@@ -26,9 +27,10 @@ START = DEMO_END - timedelta(days=DAYS)
 
 
 def entities(store: TableStore, table: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every entity of ``table`` but the index's completeness marker (checked on its own)."""
     client = store.table_client(table)
     return {(e["PartitionKey"], e["RowKey"]): {k: v for k, v in e.items() if k not in ("PartitionKey", "RowKey")}
-            for e in client.list_entities()}
+            for e in client.list_entities() if e["PartitionKey"] != META_PARTITION}
 
 
 def expected_index(store: TableStore) -> dict[tuple[str, str], dict[str, Any]]:
@@ -103,3 +105,24 @@ def test_rebuild_restores_a_damaged_index(settings: Settings, capsys: Any) -> No
         assert cli_main(["index", "rebuild"]) == 0
     assert f"{len(expected):,} entities written" in capsys.readouterr().out
     assert entities(store, store.index_table) == expected
+
+
+def test_an_installation_with_history_scans_until_the_index_is_rebuilt(settings: Settings) -> None:
+    """A fresh store marks its index complete on its first write; a store that already had usage rows
+    when the index arrived must not read a partial index: it scans (same rows) until a full rebuild."""
+    store = rolled_up(settings)
+    index = store.table_client(store.index_table)
+    assert index.get_entity(META_PARTITION, COMPLETE) is not None  # fresh: complete from the first write
+    day_rows = sorted(map(repr, store.read_all(Granularity.DAY, START, DEMO_END)))
+    # an upgraded installation: history written before the index existed (marker and index rows gone)
+    for key in [*entities(store, store.index_table), (META_PARTITION, COMPLETE)]:
+        index.delete_entity(*key)
+    upgraded = table_store(settings)
+    upgraded.upsert(upgraded.read(next(iter(entities(store, store.usage_table)))[0], Granularity.DAY, START,
+                                  DEMO_END)[:1])  # a new write after the upgrade: the index stays partial
+    assert not upgraded.index_complete()
+    assert sorted(map(repr, upgraded.read_all(Granularity.DAY, START, DEMO_END))) == day_rows  # scanned
+    rebuild(upgraded)
+    assert upgraded.index_complete()
+    assert entities(store, store.index_table) == expected_index(store)
+    assert sorted(map(repr, upgraded.read_all(Granularity.DAY, START, DEMO_END))) == day_rows

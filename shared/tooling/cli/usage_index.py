@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.adapters.usage_index import rebuild
+    from shared.adapters.usage_index_rebuild import rebuild
     from shared.composition import table_store
 
     if (args.start is None) != (args.end is None):

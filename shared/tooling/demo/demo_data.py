@@ -34,6 +34,10 @@ DEPLOYMENTS: tuple[tuple[str, str, str, float], ...] = (
     ("text-embedding-3-small", "text-embedding-3-small", "embeddings_create", 0.15),
 )
 
+# The other APIs APIM's AI gateway fronts (the dev gateway answers for these models).
+ANTHROPIC_MODELS: tuple[str, ...] = ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
+GEMINI_MODELS: tuple[str, ...] = ("gemini-2.5-flash", "gemini-2.0-flash")
+
 
 @dataclass
 class DemoTraffic:

@@ -1,4 +1,5 @@
-"""What the dev gateway serves: subscription keys with their tokens-per-minute limits, deployments,
+"""What the dev gateway serves: subscription keys with their tokens-per-minute limits, deployments (and
+the Anthropic and Gemini models it answers for),
 what APIM's diagnostic setting would log (bodies, LLM messages, headers) and injected faults.
 
 A config comes from code (:meth:`GatewayConfig.default`, the demo's keys), a dict, or a JSON file
@@ -64,6 +65,9 @@ class Faults:
 class GatewayConfig:
     keys: dict[str, KeyConfig]
     deployments: dict[str, str] = field(default_factory=lambda: {d[0]: d[1] for d in demo_data.DEPLOYMENTS})
+    # Models behind the non-OpenAI APIs the AI gateway fronts (Anthropic Messages, Gemini / Vertex AI).
+    anthropic_models: tuple[str, ...] = demo_data.ANTHROPIC_MODELS
+    gemini_models: tuple[str, ...] = demo_data.GEMINI_MODELS
     body_bytes: int = 8192  # response bodies logged (APIM's maximum is 8192); 0 = body logging off
     llm_messages: bool = True  # log prompt/completion text in the LLM log (token counts are logged either way)
     llm_chunk_bytes: int = 32768  # messages longer than this are split over several SequenceNumber rows
@@ -91,6 +95,8 @@ class GatewayConfig:
         return replace(
             base,
             deployments=dict(data.get("deployments", base.deployments)),
+            anthropic_models=tuple(data.get("anthropic_models", base.anthropic_models)),
+            gemini_models=tuple(data.get("gemini_models", base.gemini_models)),
             body_bytes=body_bytes,
             llm_messages=bool(data.get("llm_messages", base.llm_messages)),
             llm_chunk_bytes=max(64, int(data.get("llm_chunk_bytes", base.llm_chunk_bytes))),
@@ -111,6 +117,8 @@ class GatewayConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["logged_headers"] = list(self.logged_headers)
+        data["anthropic_models"] = list(self.anthropic_models)
+        data["gemini_models"] = list(self.gemini_models)
         data["faults"]["deployments"] = list(self.faults.deployments)
         return data
 

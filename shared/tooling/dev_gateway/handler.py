@@ -3,7 +3,8 @@
 A call to ``/openai/deployments/{deployment}/chat/completions|completions|embeddings`` is routed,
 its subscription key checked (``api-key`` or ``Ocp-Apim-Subscription-Key``; 401 when unknown),
 its tokens checked against the key's limit (429 + ``Retry-After``), injected faults applied, and
-then answered by the model stub, streamed or not.  Whatever happened is recorded in an
+then answered by the model stub, streamed or not.  Anthropic Messages and Gemini calls go the same way
+through :mod:`.other_apis`.  Whatever happened is recorded in an
 :class:`Exchange` for the log rows.  ``/_dev/health``, ``/_dev/config`` and ``PUT /_dev/faults``
 are the gateway's own admin routes.
 """
@@ -15,16 +16,17 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from shared.tooling.dev_gateway.config import Faults, GatewayConfig
+from shared.tooling.dev_gateway import other_apis
+from shared.tooling.dev_gateway.config import Faults, GatewayConfig, KeyConfig
 from shared.tooling.dev_gateway.log_rows import Exchange
-from shared.tooling.dev_gateway.model_stub import Answer, answer, read_prompt
+from shared.tooling.dev_gateway.model_stub import Answer, PromptCache, answer, read_prompt
 from shared.tooling.dev_gateway.openai_responses import completion_body, embeddings_body, sse_events
 from shared.tooling.dev_gateway.token_limiter import TokenLimiter
 
@@ -36,6 +38,7 @@ class DevGateway(Protocol):
 
     config: GatewayConfig
     limiter: TokenLimiter
+    prompt_cache: PromptCache
 
     @property
     def url(self) -> str: ...
@@ -56,6 +59,11 @@ class DevGateway(Protocol):
 log = logging.getLogger(__name__)
 
 ROUTE = re.compile(r"^/openai/deployments/(?P<deployment>[^/?#]+)/(?P<kind>chat/completions|completions|embeddings)$")
+# Anthropic Messages (Foundry's /anthropic/v1/messages, or api.anthropic.com's /v1/messages) and Gemini
+# (Google AI's /v1beta/models/{model}:..., or Vertex AI's /v1/projects/{p}/locations/{l}/publishers/google/...).
+ANTHROPIC_ROUTE = re.compile(r"^(?:/anthropic)?/v1/messages$")
+GEMINI_ROUTE = re.compile(r"^/(?:v1beta|v1)/(?P<vertex>projects/[^/]+/locations/[^/]+/publishers/google/)?"
+                          r"models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
 OPERATIONS = {"chat/completions": "ChatCompletions_Create", "completions": "Completions_Create",
               "embeddings": "Embeddings_Create"}
 APIM_401_MESSAGE = ("Access denied due to invalid subscription key. "
@@ -161,21 +169,24 @@ class GatewayHandler(BaseHTTPRequestHandler):
         cfg = gw.config
         split = urlsplit(self.path)
         match = ROUTE.match(split.path)
+        if match is None and ANTHROPIC_ROUTE.match(split.path):
+            other_apis.anthropic_messages(self, ex, body)
+            return
+        gemini = GEMINI_ROUTE.match(split.path)
+        if match is None and gemini is not None:
+            other_apis.gemini_generate(self, ex, body, gemini["model"], gemini["method"] == "streamGenerateContent",
+                                       "sse" in parse_qs(split.query).get("alt", []), vertex=bool(gemini["vertex"]))
+            return
         if match is None:
             ex.error_reason, ex.error_source = "OperationNotFound", "configuration"
-            self._respond(ex, 404, {"statusCode": 404, "message": "Resource not found"})
+            self.respond(ex, 404, {"statusCode": 404, "message": "Resource not found"})
             return
         ex.deployment, kind = match["deployment"], match["kind"]
         ex.operation = OPERATIONS[kind]
-        key = self.headers.get("Ocp-Apim-Subscription-Key") or self.headers.get("api-key") or ""
-        account = cfg.keys.get(key)
-        if account is None:
-            ex.error_reason = "SubscriptionKeyInvalid" if key else "SubscriptionKeyNotFound"
-            ex.error_source, ex.error_message = "authentication", APIM_401_MESSAGE
-            self._respond(ex, 401, {"statusCode": 401, "message": APIM_401_MESSAGE},
-                          {"WWW-Authenticate": 'AzureApiManagementKey realm="dev-gateway"'})
+        found = self.check_key(ex)
+        if found is None:
             return
-        ex.subscription, ex.product = account.subscription, account.product
+        key, account = found
         api_version = (parse_qs(split.query).get("api-version") or [""])[0]
         try:
             request = json.loads(body or b"{}")
@@ -185,12 +196,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self._backend_error(ex, 400, "invalid_request_error", f"could not parse the JSON body: {exc}")
             return
         prompt_tokens, prompt_text, messages = read_prompt(kind, request)
-        remaining, retry_after = gw.limiter.check(key, account.tpm, prompt_tokens)
-        if retry_after is not None:
-            ex.error_reason, ex.error_source = "TokenLimitExceeded", "llm-token-limit"
-            ex.error_message = f"Token limit is exceeded. Try again in {retry_after} seconds."
-            self._respond(ex, 429, {"statusCode": 429, "message": ex.error_message},
-                          {"Retry-After": str(retry_after), "x-ratelimit-remaining-tokens": str(remaining)})
+        if not self.within_token_limit(ex, key, account, prompt_tokens):
             return
         backend_started = time.perf_counter()
         faults = gw.faults if gw.faults.applies(ex.deployment) else Faults()
@@ -227,13 +233,41 @@ class GatewayHandler(BaseHTTPRequestHandler):
                   "stream": stream, "api_version": api_version, "request_messages": messages,
                   "response_messages": [{"role": "assistant", "content": reply.text}]}
 
+    # -- what every API shares -----------------------------------------------------------------------
+    def check_key(self, ex: Exchange, *provider_headers: str) -> tuple[str, KeyConfig] | None:
+        """The caller's subscription key and its account (``api-key``, ``Ocp-Apim-Subscription-Key``, or the
+        header the provider's own SDK sends it in), or None once APIM's 401 is sent."""
+        names = ("Ocp-Apim-Subscription-Key", "api-key", *provider_headers)
+        key = next((value for value in map(self.headers.get, names) if value), "")
+        account = self.gateway.config.keys.get(key)
+        if account is None:
+            ex.error_reason = "SubscriptionKeyInvalid" if key else "SubscriptionKeyNotFound"
+            ex.error_source, ex.error_message = "authentication", APIM_401_MESSAGE
+            self.respond(ex, 401, {"statusCode": 401, "message": APIM_401_MESSAGE},
+                         {"WWW-Authenticate": 'AzureApiManagementKey realm="dev-gateway"'})
+            return None
+        ex.subscription, ex.product = account.subscription, account.product
+        return key, account
+
+    def within_token_limit(self, ex: Exchange, key: str, account: KeyConfig, prompt_tokens: int) -> bool:
+        """llm-token-limit: False once the 429 is sent."""
+        remaining, retry_after = self.gateway.limiter.check(key, account.tpm, prompt_tokens)
+        if retry_after is None:
+            return True
+        ex.error_reason, ex.error_source = "TokenLimitExceeded", "llm-token-limit"
+        ex.error_message = f"Token limit is exceeded. Try again in {retry_after} seconds."
+        self.respond(ex, 429, {"statusCode": 429, "message": ex.error_message},
+                     {"Retry-After": str(retry_after), "x-ratelimit-remaining-tokens": str(remaining)})
+        return False
+
     # -- responses ------------------------------------------------------------------------------------
     def _common_headers(self, ex: Exchange) -> dict[str, str]:
         return {"apim-request-id": ex.correlation, "x-request-id": ex.correlation,
                 "x-ms-region": self.gateway.config.region}
 
-    def _respond(self, ex: Exchange, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(body).encode("utf-8")
+    def respond(self, ex: Exchange, status: int, body: Any, headers: Mapping[str, str] | None = None,
+                indent: int | None = None) -> None:
+        data = json.dumps(body, indent=indent).encode("utf-8")
         ex.status = status
         ex.response_body = data
         self.send_response(status)
@@ -253,34 +287,41 @@ class GatewayHandler(BaseHTTPRequestHandler):
         ex.backend_status = status
         ex.backend_ms = (time.perf_counter() - (backend_started or time.perf_counter())) * 1000
         ex.error_reason, ex.error_source, ex.error_message = "BackendError", "backend", message
-        self._respond(ex, status, {"error": {"code": code, "message": message, "type": None, "param": None}})
+        self.respond(ex, status, {"error": {"code": code, "message": message, "type": None, "param": None}})
 
     def _complete(self, ex: Exchange, kind: str, model: str, reply: Answer, prompt_tokens: int,
                   backend_started: float) -> None:
         body = completion_body(kind, ex.correlation, model, reply, prompt_tokens)
         ex.backend_status = 200
         ex.backend_ms = (time.perf_counter() - backend_started) * 1000
-        self._respond(ex, 200, body)
+        self.respond(ex, 200, body)
 
     def _embeddings(self, ex: Exchange, request: dict[str, Any], model: str, prompt_tokens: int,
                     backend_started: float) -> None:
         body = embeddings_body(request, model, prompt_tokens, self.gateway.config.embedding_dimensions)
         ex.backend_status = 200
         ex.backend_ms = (time.perf_counter() - backend_started) * 1000
-        self._respond(ex, 200, body)
+        self.respond(ex, 200, body)
 
     def _stream(self, ex: Exchange, kind: str, model: str, reply: Answer, prompt_tokens: int,
                 include_usage: bool, faults: Faults, backend_started: float) -> None:
+        events = sse_events(kind, ex.correlation, model, reply, prompt_tokens, include_usage)
+        self.stream(ex, events, "text/event-stream; charset=utf-8", faults, backend_started)
+
+    def stream(self, ex: Exchange, events: Iterable[tuple[str, int | None]], content_type: str, faults: Faults,
+               backend_started: float) -> None:
+        """A 200 sent piece by piece (chunked), each answer token after the fault's delay; the whole
+        stream is what the body log keeps."""
         ex.status = ex.backend_status = 200
         self.send_response(200)
         for name, value in self._common_headers(ex).items():
             self.send_header(name, value)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent: list[bytes] = []
-        for event, token_index in sse_events(kind, ex.correlation, model, reply, prompt_tokens, include_usage):
+        for event, token_index in events:
             if token_index is not None:
                 self.gateway.pause(faults.first_token_delay_seconds if token_index == 0 else
                                     faults.chunk_delay_seconds)

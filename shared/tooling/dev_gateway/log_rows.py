@@ -3,7 +3,8 @@
 An :class:`Exchange` records what the gateway did with a request; it becomes one
 ``ApiManagementGatewayLogs`` row and, for an answered LLM call, ``ApiManagementGatewayLlmLog``
 rows: one per ``SequenceNumber`` when long messages are split into chunks.  Bodies are cut at the
-diagnostic setting's byte limit, as APIM does.
+diagnostic setting's byte limit, as APIM does.  Anthropic and Gemini calls get no LLM-log rows: Microsoft
+documents the LLM log for chat completions APIs only, so locally their usage is in the logged bodies alone.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Exchange:
     error_message: str | None = None
     error_source: str | None = None
     llm: dict[str, Any] | None = None  # model, tokens, messages of an answered LLM call
+    api_id: str = "azure-openai"
+    backend: str = BACKEND  # the backend's base URL (the frontend path is appended)
 
 
 def truncate_body(body: bytes, limit: int) -> str | None:
@@ -88,10 +91,10 @@ def gateway_row(ex: Exchange, cfg: GatewayConfig) -> dict[str, Any]:
     backend_url = None
     if ex.backend_status is not None:  # the request reached the (stub) backend
         frontend = urlsplit(ex.url)
-        backend_url = BACKEND + frontend.path + (f"?{frontend.query}" if frontend.query else "")
+        backend_url = ex.backend + frontend.path + (f"?{frontend.query}" if frontend.query else "")
     return {
         "TimeGenerated": ex.when, "CorrelationId": ex.correlation, "ApimSubscriptionId": ex.subscription,
-        "ProductId": ex.product, "ApiId": "azure-openai" if ex.operation else "", "ApiRevision": "1",
+        "ProductId": ex.product, "ApiId": ex.api_id if ex.operation else "", "ApiRevision": "1",
         "OperationId": ex.operation, "OperationName": "Microsoft.ApiManagement/GatewayLogs",
         "Method": ex.method, "Url": ex.url, "BackendId": "local-model-stub" if backend_url else None,
         "BackendUrl": backend_url, "BackendMethod": ex.method if backend_url else None,

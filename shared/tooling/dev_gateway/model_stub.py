@@ -11,7 +11,8 @@ import hashlib
 import json
 import math
 import random
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_COMPLETION_TOKENS = 4096
@@ -100,3 +101,19 @@ def embedding(text: str, dimensions: int) -> list[float]:
     vector = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
     norm = math.sqrt(sum(v * v for v in vector)) or 1.0
     return [round(v / norm, 6) for v in vector]
+
+
+@dataclass
+class PromptCache:
+    """The prompt prefixes a provider has cached (Anthropic's cache_control breakpoints): the first request
+    with a prefix writes it, later ones read it.  Shared by the gateway's request threads."""
+
+    _seen: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hit(self, key: str) -> bool:
+        """Whether ``key`` was cached before this call (it is from now on)."""
+        with self._lock:
+            seen = key in self._seen
+            self._seen.add(key)
+            return seen

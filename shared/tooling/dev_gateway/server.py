@@ -1,7 +1,9 @@
 """``chargeback dev-gateway``: a local stand-in for APIM in front of Azure OpenAI.  Development only.
 
 On loopback it accepts Azure OpenAI-style calls
-(``/openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...``),
+(``/openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...``), Anthropic
+Messages calls (``/anthropic/v1/messages``, ``/v1/messages``) and Gemini calls
+(``/v1beta/models/{model}:generateContent|streamGenerateContent``, and the Vertex AI path),
 checks the subscription key (``api-key`` or ``Ocp-Apim-Subscription-Key``) against a local key list
 (401 on a bad key, 429 + ``Retry-After`` past the key's tokens-per-minute limit), answers from a
 deterministic model stub (OpenAI response shapes, ``usage`` computed from the prompt length, SSE
@@ -30,6 +32,7 @@ from shared.errors import ChargebackError
 from shared.tooling.dev_gateway.config import Faults, GatewayConfig
 from shared.tooling.dev_gateway.handler import handler_class
 from shared.tooling.dev_gateway.log_rows import Exchange, gateway_row, llm_rows
+from shared.tooling.dev_gateway.model_stub import PromptCache
 from shared.tooling.dev_gateway.token_limiter import TokenLimiter
 from shared.tooling.dev_gateway.workspace_writer import WorkspaceWriter
 
@@ -62,6 +65,7 @@ class DevGateway:
         self.config = config
         self.writer = WorkspaceWriter(workspace)
         self.limiter = TokenLimiter()
+        self.prompt_cache = PromptCache()
         self._faults = config.faults
         self._stopping = threading.Event()
         self._idle = threading.Condition()

@@ -1,5 +1,6 @@
 """The local run's live part: demo traffic from several subscription keys sent through the dev
-gateway with the ``openai`` client, then one synthetic probe run against it.  Development only."""
+gateway with the ``openai`` client (and Anthropic Messages and Gemini calls over plain HTTP), then one
+synthetic probe run against it.  Development only."""
 
 from __future__ import annotations
 
@@ -69,9 +70,37 @@ def send_demo_traffic(gateway: DevGateway, seed: int) -> dict[str, Counter[int]]
         if account.subscription == "team-search":  # a long prompt: chunked LLM log, body cut at 8,192 bytes
             with _client(gateway, key) as client:
                 call(account.subscription, client, "chat", "gpt-4o", "Review this document. " + "lorem ipsum " * 3500)
+        if account.tpm >= 5000:
+            for status in _other_apis(gateway, key, rng):
+                statuses.setdefault(account.subscription, Counter())[status] += 1
     with _client(gateway, "not-a-valid-key") as client:
         call("(bad key)", client, "chat", "gpt-4o", "hello")
     return statuses
+
+
+# A long, cached system prompt: the second call with it reads Anthropic's prompt cache.
+HOUSE_RULES = [{"type": "text", "text": "You answer for the finance team. " * 300,
+                "cache_control": {"type": "ephemeral"}}]
+
+
+def _other_apis(gateway: DevGateway, key: str, rng: random.Random) -> list[int]:
+    """The other APIs the AI gateway fronts, as their own SDKs call them: Anthropic Messages (plain,
+    then streamed with the cached system prompt and extended thinking) and Gemini (generateContent,
+    then streamGenerateContent over SSE). Returns the HTTP statuses."""
+    import httpx
+
+    claude, gemini = gateway.config.anthropic_models[0], gateway.config.gemini_models[0]
+    message = {"model": claude, "max_tokens": 200, "system": HOUSE_RULES,
+               "messages": [{"role": "user", "content": rng.choice(TOPICS)}]}
+    contents = {"contents": [{"role": "user", "parts": [{"text": rng.choice(TOPICS)}]}]}
+    # Streamed short enough for its whole stream to fit the 8,192-byte body log (a longer one is unmetered).
+    streamed = {**message, "stream": True, "max_tokens": 40, "thinking": {"type": "enabled", "budget_tokens": 24}}
+    calls = [("/anthropic/v1/messages", message, {"x-api-key": key}),
+             ("/anthropic/v1/messages", streamed, {"x-api-key": key}),
+             (f"/v1beta/models/{gemini}:generateContent", contents, {"x-goog-api-key": key}),
+             (f"/v1beta/models/{gemini}:streamGenerateContent?alt=sse", contents, {"x-goog-api-key": key})]
+    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+        return [http.post(path, json=body, headers=headers).status_code for path, body, headers in calls]
 
 
 def run(settings: Settings, gateway: DevGateway, seed: int) -> Settings:

@@ -8,7 +8,8 @@ Mix per gateway request: 2 % unauthenticated (401, no subscription), 4 % 429, 1.
 200; 97 % of the 200s are in the LLM log (12 % of those split into 2 chunks, their token counts on
 every chunk, on the first only or on the last only, a third each; 0.3 % with no counts at all), the
 other 3 % are "unmetered" and two thirds of them carry a logged response body with a ``usage``
-object (the ``auto`` fallback path); 0.5 % carry the synthetic-probe header.
+object (the ``auto`` fallback path; cached and reasoning details as Azure writes them); 0.5 % carry the
+synthetic-probe header.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class Spec:
 
 def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _reasoning_deployment() -> int:
+    return next(n for n, (_, model, _) in enumerate(DEPLOYMENTS) if model.startswith("o3"))
 
 
 def _values_sql(options: tuple[tuple[str, str, str], ...], column: int, index: str) -> str:
@@ -98,8 +103,15 @@ def insert_traffic(con: Any, spec: Spec) -> tuple[int, int]:
         FROM bench_staged
     """)
     con.execute("DROP TABLE bench_staged")
+    # Usage as Azure OpenAI writes it, with its details: cached input on a quarter of the calls (whole 128-token
+    # blocks), reasoning tokens for the o3-mini deployment (part of the completion).
+    cached = "CASE WHEN roll2 % 4 = 0 THEN (prompt // 128) * 128 ELSE 0 END"
+    reasoning = f"CASE WHEN dep = {_reasoning_deployment()} THEN completion // 2 ELSE 0 END"
     usage = ("'\"usage\":{\"prompt_tokens\":' || CAST(prompt AS VARCHAR) || ',\"completion_tokens\":' || "
-             "CAST(completion AS VARCHAR) || ',\"total_tokens\":' || CAST(prompt + completion AS VARCHAR) || '}'")
+             "CAST(completion AS VARCHAR) || ',\"total_tokens\":' || CAST(prompt + completion AS VARCHAR) || "
+             "',\"prompt_tokens_details\":{\"cached_tokens\":' || CAST(" + cached + " AS VARCHAR) || "
+             "',\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":' || CAST("
+             + reasoning + " AS VARCHAR) || ',\"audio_tokens\":0}}'")
     body = ("CASE WHEN with_body THEN '{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"model\":\"' "
             "|| model || '\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
             f"\"lorem ipsum\"}},\"finish_reason\":\"stop\"}}],' || {usage} || '}}' END")

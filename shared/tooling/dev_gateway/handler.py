@@ -20,41 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from shared.tooling.dev_gateway import other_apis
-from shared.tooling.dev_gateway.config import Faults, GatewayConfig, KeyConfig
+from shared.tooling.dev_gateway.config import Faults, KeyConfig
 from shared.tooling.dev_gateway.log_rows import Exchange
-from shared.tooling.dev_gateway.model_stub import Answer, PromptCache, answer, read_prompt
+from shared.tooling.dev_gateway.model_stub import Answer, answer, read_prompt
 from shared.tooling.dev_gateway.openai_responses import completion_body, embeddings_body, sse_events
-from shared.tooling.dev_gateway.token_limiter import TokenLimiter
-
-
-class DevGateway(Protocol):
-    """What a request handler needs of the gateway (``server.DevGateway``): its config, limiter and
-    faults, and the hooks it reports each request to.  A protocol, so this module does not import
-    the server that imports it."""
-
-    config: GatewayConfig
-    limiter: TokenLimiter
-    prompt_cache: PromptCache
-
-    @property
-    def url(self) -> str: ...
-
-    @property
-    def faults(self) -> Faults: ...
-
-    def set_faults(self, faults: Faults | None = None) -> None: ...
-
-    def pause(self, seconds: float) -> None: ...
-
-    def request_started(self) -> None: ...
-
-    def request_finished(self) -> None: ...
-
-    def log_exchange(self, ex: Exchange) -> None: ...
+from shared.tooling.dev_gateway.ports import DevGateway
 
 log = logging.getLogger(__name__)
 

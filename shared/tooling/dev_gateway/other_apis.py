@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.tooling.dev_gateway import anthropic_responses, gemini_responses
 from shared.tooling.dev_gateway.config import Faults
 from shared.tooling.dev_gateway.log_rows import Exchange
 from shared.tooling.dev_gateway.model_stub import answer
-
-if TYPE_CHECKING:
-    from shared.tooling.dev_gateway.handler import GatewayHandler
+from shared.tooling.dev_gateway.ports import ApiHandler
 
 PASSTHROUGH_OPERATION = "passthrough-post"
 ANTHROPIC_BACKEND = "https://local-foundry.services.ai.azure.com"  # Foundry serves /anthropic/v1/messages
@@ -38,14 +36,14 @@ def _request(body: bytes) -> dict[str, Any] | str:
     return request if isinstance(request, dict) else "the body must be a JSON object"
 
 
-def _backend_failed(handler: GatewayHandler, ex: Exchange, status: int, body: Any, started: float) -> None:
+def _backend_failed(handler: ApiHandler, ex: Exchange, status: int, body: Any, started: float) -> None:
     ex.backend_status = status
     ex.backend_ms = (time.perf_counter() - started) * 1000
     ex.error_reason, ex.error_source, ex.error_message = "BackendError", "backend", json.dumps(body)
     handler.respond(ex, status, body)
 
 
-def anthropic_messages(handler: GatewayHandler, ex: Exchange, body: bytes) -> None:
+def anthropic_messages(handler: ApiHandler, ex: Exchange, body: bytes) -> None:
     gw = handler.gateway
     ex.operation, ex.api_id, ex.backend = PASSTHROUGH_OPERATION, "anthropic-messages", ANTHROPIC_BACKEND
     found = handler.check_key(ex, "x-api-key")
@@ -87,7 +85,7 @@ def anthropic_messages(handler: GatewayHandler, ex: Exchange, body: bytes) -> No
         gw.limiter.consume(key, prompt.tokens + len(reply.words) + thinking)
 
 
-def gemini_generate(handler: GatewayHandler, ex: Exchange, body: bytes, model: str, streamed: bool, sse: bool,
+def gemini_generate(handler: ApiHandler, ex: Exchange, body: bytes, model: str, streamed: bool, sse: bool,
                     vertex: bool) -> None:
     gw = handler.gateway
     ex.operation, ex.api_id = PASSTHROUGH_OPERATION, "gemini"

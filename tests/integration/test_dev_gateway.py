@@ -50,9 +50,22 @@ def gateway(workspace: Path) -> Iterator[DevGateway]:
         yield gw
 
 
+_CLIENTS: list[AzureOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every client a test made is closed after it: its pooled connections would leak (warnings are errors)."""
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def client(gw: DevGateway, key: str = "key-team-a", **headers: str) -> AzureOpenAI:
-    return AzureOpenAI(azure_endpoint=gw.url, api_key=key, api_version=API_VERSION, max_retries=0,
+    made = AzureOpenAI(azure_endpoint=gw.url, api_key=key, api_version=API_VERSION, max_retries=0,
                        default_headers=headers or None, timeout=10)
+    _CLIENTS.append(made)
+    return made
 
 
 def rows(gw: DevGateway, table: str) -> list[dict[str, Any]]:

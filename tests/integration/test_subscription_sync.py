@@ -14,17 +14,12 @@ The served JSON has the shape of the REST API's own ``Subscription - List`` exam
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import json
 import re
-import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -40,6 +35,7 @@ from shared.services.subscription_info import list_subscriptions, set_subscripti
 from shared.services.subscription_sync import SubscriptionSyncService
 from shared.settings import Settings
 from tests.fakes import FakeClock, FakeCredential
+from tests.loopback_arm import serve_arm
 
 AZ_SUB = "00000000-0000-0000-0000-000000000001"
 SERVICE_ID = f"/subscriptions/{AZ_SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/apim-ai"
@@ -83,64 +79,11 @@ class FakeArm:
         return 200, {"value": items, "count": sum(len(p) for p in self.pages), "nextLink": next_link}
 
 
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "arm.pem", directory / "arm.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 @pytest.fixture
 def arm(tmp_path: Path) -> Iterator[tuple[FakeArm, Path]]:
     fake = FakeArm()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            fake.requests.append((self.path, self.headers.get("Authorization", "")))
-            status, body = fake.answer(parts.path, parse_qs(parts.query))
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    cert_path, key_path = self_signed_certificate(tmp_path)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    fake.base = f"https://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, cert_path
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_arm(fake, tmp_path) as cert:
+        yield fake, cert
 
 
 def service(fake: FakeArm, cert: Path, store: SubscriptionInfoRepository, clock: FakeClock,

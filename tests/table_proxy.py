@@ -2,14 +2,18 @@
 
 Tests point the real SDK (and the fast path through its pipeline) at it: the proxy forwards every
 request to Azurite unchanged, except the transactions it is told to refuse (as the service refuses
-one: 400 with an ``odata.error``) or to garble (an answer no Table Storage gives, as a broken proxy
-or gateway might).  Shared key signatures cover the path, not the host, so forwarding keeps them valid.
+one: 400 with an ``odata.error``), to garble (an answer no Table Storage gives, as a broken proxy
+or gateway might), or to reset the connection (before forwarding, or after Azurite has committed
+the transaction, so the answer is lost: the worst case for a retry).  Shared key signatures cover
+the path, not the host, so forwarding keeps them valid.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +30,8 @@ class TableProxy(ThreadingHTTPServer):
         self.upstream_port = upstream_port
         self.refuse_marker: bytes | None = None  # a $batch whose body holds it is refused (400 odata.error)
         self.garble_batches = 0  # this many next $batch requests get a 200 text/html page
+        self.reset_batches = 0  # this many next $batch requests: connection reset, nothing forwarded
+        self.reset_batches_after_commit = 0  # this many next: forwarded (committed), then connection reset
         self.batches: list[bytes] = []  # every $batch body seen
         self.lock = threading.Lock()
 
@@ -47,12 +53,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _relay(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if self.path.split("?")[0].endswith("$batch"):
+        is_batch = self.path.split("?")[0].endswith("$batch")
+        reset_after = False
+        if is_batch:
             with self.server.lock:
                 self.server.batches.append(body)
                 garble = self.server.garble_batches > 0
                 if garble:
                     self.server.garble_batches -= 1
+                reset_before = self.server.reset_batches > 0
+                if reset_before:
+                    self.server.reset_batches -= 1
+                reset_after = not reset_before and self.server.reset_batches_after_commit > 0
+                if reset_after:
+                    self.server.reset_batches_after_commit -= 1
+            if reset_before:
+                return self._reset()
             if garble:
                 return self._answer(200, "text/html", b"<html><body>Gateway says hello</body></html>")
             if self.server.refuse_marker is not None and self.server.refuse_marker in body:
@@ -65,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             payload = response.read()
+            if reset_after:
+                return self._reset()
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
                 if name.lower() not in HOP_BY_HOP:
@@ -75,6 +93,12 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
         return None
+
+    def _reset(self) -> None:
+        """Close with an RST (linger 0) and no answer, as a restarting service or a dropped NAT entry does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     def _answer(self, status: int, content_type: str, payload: bytes) -> None:
         self.send_response(status)

@@ -17,6 +17,7 @@ bound as literals); no value is ever formatted into filter text.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_TRANSACTION = MAX_OPERATIONS
 TRANSACTIONS_IN_FLIGHT = 4
+# A transaction whose connection broke is sent again this many times in all, waiting 0.5 s, 1 s, 2 s.
+TRANSACTION_ATTEMPTS = 4
+RETRY_BACKOFF_SECONDS = 0.5
 _PROPERTY = {name: "".join(part.title() for part in name.split("_")) for name in COUNTER_NAMES}
 # What a usage row is read back from (the keys and the service's Timestamp are not needed).
 USAGE_PROPERTIES = ("SubscriptionId", "ProductId", "Model", "Deployment", "Granularity", "PeriodStart",
@@ -214,7 +218,7 @@ class TableStore:
 
     def _submit(self, table: Any, chunk: list[Operation]) -> int:
         try:
-            return self.call(partial(submit_operations, table, chunk))
+            return self.call(partial(_sent_until_answered, partial(submit_operations, table, chunk)))
         except TransactionRejectedError as exc:  # name the store, as call() does
             if str(exc).startswith("a transaction was rejected by"):
                 raise
@@ -349,6 +353,29 @@ class TableStore:
 
     def table_names(self) -> list[str]:
         return self.call(lambda: [t.name for t in self._service.list_tables()])
+
+
+def _sent_until_answered(send: Callable[[], int]) -> int:
+    """``send()`` again when the connection broke before an answer came back.
+
+    The SDK's pipeline retries a POST only when the service answered 500/503/504, never on a reset
+    or dropped connection, and every ``$batch`` sent here is POST.  Resending is safe because each
+    transaction is an idempotent replace of whole entities: if the service did commit the first
+    one before the connection dropped, the second writes the same values again.
+    """
+    from azure.core.exceptions import IncompleteReadError, ServiceRequestError, ServiceResponseError
+
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            return send()
+        except (ServiceRequestError, ServiceResponseError, IncompleteReadError) as exc:
+            if attempt == TRANSACTION_ATTEMPTS:
+                raise
+            wait = RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)
+            log.warning("a Table Storage transaction lost its connection (%s); sending it again in %.1f s "
+                        "(attempt %d of %d)", _first_line(exc), wait, attempt + 1, TRANSACTION_ATTEMPTS)
+            time.sleep(wait)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _kept_value(value: Any) -> Any:

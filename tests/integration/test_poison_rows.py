@@ -234,3 +234,26 @@ def test_a_lookup_through_a_key_answers_only_for_its_own_name(settings: Settings
         got = store.read(name, Granularity.MONTH, start, start + timedelta(days=30))
         assert [row.counters.requests for row in got] == [n + 1]
         assert got[0].key.subscription_id == storable_name(name)
+
+
+@pytest.mark.parametrize("mode", ["reset_batches", "reset_batches_after_commit"])
+def test_a_transaction_whose_connection_resets_is_sent_again(tmp_path: Path, azurite: AzuriteProcess,
+                                                             caplog: pytest.LogCaptureFixture, mode: str) -> None:
+    """A reset before Azurite saw the transaction, or after it committed it (the answer lost): the
+    replace is sent again and the table holds exactly the entities, once each."""
+    with table_proxy(azurite.port) as proxy:
+        settings = make_settings(tmp_path / "ws.duckdb", proxy.connection_string(azurite.connection_string))
+        store = table_store(settings)
+        table = settings.table_prefix + "resets"
+        entities = [{"PartitionKey": "p", "RowKey": f"{n:02d}", "N": n} for n in range(20)]
+        store.table(table)
+        setattr(proxy, mode, 2)
+        with caplog.at_level(logging.WARNING):
+            assert store.replace_entities(table, entities) == 20
+        assert len(proxy.batches) == 3  # two reset, the third answered
+        assert caplog.text.count("lost its connection") == 2
+        assert sorted(e["N"] for e in store.table_client(table).list_entities()) == list(range(20))
+        setattr(proxy, mode, 4)  # every attempt reset: the store says so, it does not pretend
+        with pytest.raises(StorageError):
+            store.replace_entities(table, entities)
+        assert len(proxy.batches) == 7

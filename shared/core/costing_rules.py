@@ -45,7 +45,7 @@ from shared.core.meters import DeploymentType, MeterPrice, Mode, PriceBook, Pric
 from shared.core.months import next_month
 from shared.core.pricing import ZERO, Cost, Price, PriceTable
 from shared.core.ptu import Reservation
-from shared.core.rate_overrides import RateOverrideBook
+from shared.core.rate_overrides import ANY, RateOverrideBook
 from shared.core.usage import Counters, Granularity, UsageRow
 
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
@@ -293,14 +293,21 @@ def _fallback(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetim
     if slot not in pricing.memo:
         pricing.memo[slot] = pricing.price_for(row.key.model, start.date())
     price = cast(Price | None, pricing.memo[slot])
+    # The deployment type of an uncatalogued deployment is unknown: only the model's any-type family
+    # (``model|*``) and ``*|*`` can apply; a type-specific rate is never assumed to hold.
+    family = price.model if price is not None else row.key.model
+    override = pricing.overrides.find(family, ANY, start.date()) if pricing.overrides else None
     not_costed = f"SKU {version.sku!r} is not a known SKU" if version is not None else "deployment not in the catalog"
     kinds: _Kinds = []
     for kind, tokens in quantities.items():
-        if price is None:
+        listed: Decimal | None = getattr(price, _FALLBACK_FIELDS[kind]) if price and kind in _FALLBACK_FIELDS else None
+        contracted = override.contracted(kind.value, listed) if override is not None else None
+        if contracted is not None:
+            meter = _Meter(listed, contracted, CostBasis.OVERRIDE, None, None)
+        elif price is None:
             meter = _Meter(None, None, CostBasis.PAYG, None, f"{not_costed}; no price for model {row.key.model!r}")
-        elif kind in _FALLBACK_FIELDS:
-            amount: Decimal = getattr(price, _FALLBACK_FIELDS[kind])
-            meter = _Meter(amount, amount, CostBasis.PAYG, None, None)
+        elif listed is not None:
+            meter = _Meter(listed, listed, CostBasis.PAYG, None, None)
         else:
             meter = _Meter(None, None, CostBasis.PAYG, None,
                            f"{not_costed}; the price file has no {kind.value} price")

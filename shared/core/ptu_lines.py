@@ -9,6 +9,13 @@ shared by capacity-weighted tokens, the rest on an ``unallocated-capacity`` line
 A subscription that used the deployment under several usage keys in one hour (two products) has
 its share split again by the same weights, exactly, so every line belongs to one usage key.
 
+**Negotiated rates.**  A rate override of the PTU meter family (``ptu|<type>``, ``ptu|*``, ``*|<type>``
+or ``*|*``, see :mod:`shared.core.rate_overrides`) in force on an hour's day replaces the list rate per
+PTU-hour of that hour (a discount on it, or an explicit ``ptu_hour`` rate): the hour costs PTUs x the
+contracted rate, is shared exactly as any hour, and its lines are ``cost_basis=override`` with the
+list rate and list cost beside the contracted ones.  Reservations are not discounted (their price is
+already the agreement's); an override changes only the PTUs billed hourly.
+
 **Quantities.**  Without a reservation, shares are cut in quanta of ``rate x 0.000001`` so each
 line's PTU-hours (``cost / rate``) are exact and ``list unit price x quantity = cost`` holds.  An
 hour a reservation covers has no single unit price (reserved PTUs at the reservation's hourly share,
@@ -49,6 +56,7 @@ from shared.core.ptu import (
     allocate_month,
     capacity_weight,
 )
+from shared.core.rate_overrides import PTU_FAMILY, PTU_HOUR
 from shared.core.usage import Granularity, UsageKey, UsageRow
 
 HOUR = timedelta(hours=1)
@@ -61,11 +69,35 @@ KeyedLine = tuple[UsageKey | None, CostLine]  # the usage key a line belongs to 
 
 
 @dataclass(frozen=True)
-class _HourRates:
-    rates: dict[DeploymentType, MeterPrice]
+class _Rate:
+    """One deployment type's rate per PTU-hour in an hour: the list (retail) rate, what is billed
+    (the list rate, or a negotiated one), and whether an override set it."""
 
-    def key(self) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted((t.value, str(m.price)) for t, m in self.rates.items()))
+    listed: Decimal | None
+    billed: Decimal
+    overridden: bool
+
+
+_RatesKey = tuple[tuple[str, str, str, bool], ...]
+
+
+@dataclass(frozen=True)
+class _HourRates:
+    rates: dict[DeploymentType, _Rate]
+
+    def key(self) -> _RatesKey:
+        return tuple(sorted((t.value, str(r.listed), str(r.billed), r.overridden) for t, r in self.rates.items()))
+
+
+def _hour_rate(pricing: Pricing, deployment_type: DeploymentType, region: str, hour: datetime) -> _Rate | None:
+    """The rate per PTU-hour of ``deployment_type`` in ``region`` at ``hour``, or ``None`` (unpriced)."""
+    meter = _ptu_meter(pricing, deployment_type, region, hour)
+    listed = meter.price if meter is not None else None
+    override = pricing.overrides.find(PTU_FAMILY, deployment_type.value, hour.date()) if pricing.overrides else None
+    contracted = override.contracted(PTU_HOUR, listed) if override is not None else None
+    if contracted is not None:
+        return _Rate(listed, contracted, True)
+    return None if listed is None else _Rate(listed, listed, False)
 
 
 def _ptu_meter(pricing: Pricing, deployment_type: DeploymentType, region: str, moment: datetime) -> MeterPrice | None:
@@ -106,8 +138,8 @@ def ptu_cost_lines(name: str, pricing: Pricing, hour_rows: Sequence[UsageRow], m
     start = Granularity.MONTH.period_start(month)
     end = next_month(start)
     history = pricing.catalog.history(name)
-    hours_by_rates: dict[tuple[tuple[str, str], ...], list[datetime]] = {}
-    rates_of: dict[tuple[tuple[str, str], ...], _HourRates] = {}
+    hours_by_rates: dict[_RatesKey, list[datetime]] = {}
+    rates_of: dict[_RatesKey, _HourRates] = {}
     unpriced: list[KeyedLine] = []
     versions: dict[datetime, list[tuple[Fraction, Deployment]]] = {}
     hour = start
@@ -115,16 +147,16 @@ def ptu_cost_lines(name: str, pricing: Pricing, hour_rows: Sequence[UsageRow], m
         parts = _provisioned_in(pricing, name, hour)
         if parts:
             versions[hour] = parts
-            found: dict[DeploymentType, MeterPrice] = {}
+            found: dict[DeploymentType, _Rate] = {}
             missing = None
             for _, version in parts:
                 kind = version.kind
                 assert kind is not None  # provisioned implies a known SKU
-                meter = _ptu_meter(pricing, kind.deployment_type, version.region, hour)
-                if meter is None:
+                rate = _hour_rate(pricing, kind.deployment_type, version.region, hour)
+                if rate is None:
                     missing = f"no PTU-hour meter for {kind.deployment_type.value} in {version.region}"
                 else:
-                    found[kind.deployment_type] = meter
+                    found[kind.deployment_type] = rate
             if missing is not None:
                 unpriced.append((None, _unpriced_hour(name, pricing, hour, parts, missing)))
             else:
@@ -138,16 +170,16 @@ def ptu_cost_lines(name: str, pricing: Pricing, hour_rows: Sequence[UsageRow], m
     usage = [row for row in hour_rows
              if row.granularity is Granularity.HOUR and name_key(row.key.deployment) == name_key(name)]
     single_run = len(hours_by_rates) == 1
-    allocated: list[tuple[AllocationLine, Decimal, Decimal]] = []  # line, quantum, list rate
+    allocated: list[tuple[AllocationLine, Decimal, _Rate]] = []  # line, quantum, rate
     for key, hours in hours_by_rates.items():
         rates = rates_of[key]
-        distinct = {meter.price for meter in rates.rates.values()}
+        distinct = {rate.billed for rate in rates.rates.values()}
         quantum = QUANTUM if reservations or len(distinct) != 1 else next(iter(distinct)) * QUANTUM
         idle = pricing.ptu.idle if single_run else "unallocated"
         # allocate_month prices every provisioned hour of the month; hours of other rate runs are dropped
         # below, but must not fail: every type gets a stand-in rate that fits this run's quantum.
         stand_in = next(iter(distinct))
-        hourly = {t: stand_in for t in DeploymentType} | {t: m.price for t, m in rates.rates.items()}
+        hourly = {t: stand_in for t in DeploymentType} | {t: r.billed for t, r in rates.rates.items()}
         ptu_rates = PtuRates(hourly, reservations)
         wanted = set(hours)
         for line in allocate_month(name, history, usage, ptu_rates, start, idle=idle, quantum=quantum):
@@ -158,14 +190,14 @@ def ptu_cost_lines(name: str, pricing: Pricing, hour_rows: Sequence[UsageRow], m
     return [*_keyed(name, pricing, allocated, usage, versions, reservations, start, end), *unpriced]
 
 
-def _rate_of(rates: _HourRates, parts: list[tuple[Fraction, Deployment]]) -> Decimal:
+def _rate_of(rates: _HourRates, parts: list[tuple[Fraction, Deployment]]) -> _Rate:
     kind = parts[-1][1].kind
     assert kind is not None
-    return rates.rates[kind.deployment_type].price
+    return rates.rates[kind.deployment_type]
 
 
 def _spread(name: str, month: datetime,
-            allocated: list[tuple[AllocationLine, Decimal, Decimal]]) -> list[tuple[AllocationLine, Decimal, Decimal]]:
+            allocated: list[tuple[AllocationLine, Decimal, _Rate]]) -> list[tuple[AllocationLine, Decimal, _Rate]]:
     """The month's idle cost spread over its users by weighted tokens, across runs of different rates."""
     idle = sum((line.cost for line, _, _ in allocated if line.kind is LineKind.IDLE), Decimal(0))
     weights: dict[str, int] = {}
@@ -181,7 +213,7 @@ def _spread(name: str, month: datetime,
     return kept + spread
 
 
-def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, Decimal, Decimal]],
+def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, Decimal, _Rate]],
            usage: Sequence[UsageRow], versions: Mapping[datetime, list[tuple[Fraction, Deployment]]],
            reservations: tuple[Reservation, ...], start: datetime, end: datetime) -> list[KeyedLine]:
     rows_by: dict[tuple[datetime, str], list[UsageRow]] = {}
@@ -232,12 +264,12 @@ def _reserved_at(reservations: tuple[Reservation, ...], hour: datetime) -> str |
 
 
 def _cost_line(line: AllocationLine, version: Deployment, pricing: Pricing, product: str, cost: Decimal,
-               rate: Decimal, reserved: str | None, hour_total: Decimal | None, ptu_hours: Fraction,
+               rate: _Rate, reserved: str | None, hour_total: Decimal | None, ptu_hours: Fraction,
                charge_start: datetime, charge_end: datetime) -> CostLine:
-    unit: Decimal | None = rate
+    unit: Decimal | None = rate.billed
     try:
         with decimal.localcontext(_EXACT):
-            quantity = cost / rate
+            quantity = cost / rate.billed
     except decimal.Inexact:
         quantity, unit = Decimal(0), None
     if reserved is not None and hour_total:
@@ -245,7 +277,12 @@ def _cost_line(line: AllocationLine, version: Deployment, pricing: Pricing, prod
         share = Fraction(cost) / Fraction(hour_total) * ptu_hours
         quantity, unit = Decimal(round(share * 1_000_000)).scaleb(-6), None
     elif unit is None:
-        quantity = (cost / rate).quantize(QUANTUM)
+        quantity = (cost / rate.billed).quantize(QUANTUM)
+    # The list cost of an overridden hour is its PTU-hours at the list rate, when both are exact; an
+    # overridden hour without a unit price (reserved, or a rate without a list meter) states none.
+    list_cost: Decimal | None = cost
+    if rate.overridden:
+        list_cost = _EXACT.multiply(quantity, rate.listed) if unit is not None and rate.listed is not None else None
     kind = version.kind
     assert kind is not None
     meter = _ptu_meter(pricing, kind.deployment_type, version.region, charge_start)
@@ -256,8 +293,10 @@ def _cost_line(line: AllocationLine, version: Deployment, pricing: Pricing, prod
         model_version=version.model_version or None, deployment_type=kind.deployment_type.value,
         mode=Mode.PROVISIONED.value, region=version.region, token_kind=TokenKind.PTU_HOUR.value,
         charge_start=charge_start, charge_end=charge_end, consumed_quantity=quantity, consumed_unit="PTU Hours",
-        pricing_quantity=quantity, pricing_unit=PRICING_UNIT_PTU_HOUR, list_unit_price=unit, list_cost=cost,
-        contracted_unit_price=unit, contracted_cost=cost, cost_basis=CostBasis.PTU_ALLOCATED,
+        pricing_quantity=quantity, pricing_unit=PRICING_UNIT_PTU_HOUR,
+        list_unit_price=(rate.listed if unit is not None else None) if rate.overridden else unit, list_cost=list_cost,
+        contracted_unit_price=unit, contracted_cost=cost,
+        cost_basis=CostBasis.OVERRIDE if rate.overridden else CostBasis.PTU_ALLOCATED,
         allocation_method=method, price_as_of=pricing.meters_as_of, currency=pricing.currency, catalogued=True,
         meter_id=meter.meter_id if meter else None,
         resource_id=f"{version.account}/deployments/{version.name}" if version.account.startswith("/") else None,

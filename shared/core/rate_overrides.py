@@ -10,6 +10,15 @@ Which override applies: the most specific family that has one in force (model an
 model with ``*``, then ``*`` with type, then ``*|*``), and within a family the one with the latest
 ``effective_from`` on or before the day.  A line priced through an override says so
 (``cost_basis=override``) and keeps its list price next to the contracted one.
+
+**Provisioned throughput** is its own meter family: Azure's PTU meters name a deployment type and a
+region, never a model (``Provisioned Managed Global Unit``), so PTU hours are looked up under the
+model name :data:`PTU_FAMILY` (``ptu|global``, ``ptu|*``, then ``*|global`` and ``*|*``).  A
+model's token rate (``gpt-4o|global``) therefore never discounts PTU hours, a blanket ``*|*`` one
+does.  The explicit rate of kind ``ptu_hour`` is per PTU-hour, the others per 1M tokens.
+
+**Uncatalogued deployments** (priced by model name from the price file) have no known deployment
+type: only ``model|*`` and ``*|*`` apply to them, never a type-specific family.
 """
 
 from __future__ import annotations
@@ -22,9 +31,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 ANY = "*"
+PTU_FAMILY = "ptu"  # the model name of the provisioned-throughput meter family (PTU meters name no model)
 DEPLOYMENT_TYPES = ("global", "datazone", "regional")
-# Token kinds an explicit rate may name (meters.TokenKind values billed per 1M tokens).
-RATE_KINDS = ("input", "cached_input", "output", "audio_input", "cached_audio_input", "audio_output", "cache_write")
+PTU_HOUR = "ptu_hour"
+# Kinds an explicit rate may name (meters.TokenKind values): token kinds per 1M tokens, PTU_HOUR per PTU-hour.
+RATE_KINDS = ("input", "cached_input", "output", "audio_input", "cached_audio_input", "audio_output", "cache_write",
+              PTU_HOUR)
+
+
+def rate_unit(kind: str) -> str:
+    """What an explicit rate of ``kind`` is priced per."""
+    return "PTU-hour" if kind == PTU_HOUR else "1M tokens"
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
 _HUNDRED = Decimal(100)
 
@@ -39,7 +56,7 @@ class RateOverride:
     deployment_type: str  # global | datazone | regional | "*"
     effective_from: date  # UTC day
     discount_percent: Decimal | None = None  # 0 < d <= 100, on every retail price of the family
-    rates: Mapping[str, Decimal] = field(default_factory=dict)  # token kind -> price per 1M tokens
+    rates: Mapping[str, Decimal] = field(default_factory=dict)  # kind -> price per rate_unit(kind)
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -67,8 +84,8 @@ class RateOverride:
         return datetime(self.effective_from.year, self.effective_from.month, self.effective_from.day, tzinfo=UTC)
 
     def contracted(self, token_kind: str, list_price: Decimal | None) -> Decimal | None:
-        """The negotiated price of ``token_kind`` (per 1M tokens); ``None`` = this override does not
-        price that kind (no explicit rate, and no list price to discount)."""
+        """The negotiated price of ``token_kind`` (per :func:`rate_unit`); ``None`` = this override does
+        not price that kind (no explicit rate, and no list price to discount)."""
         explicit = self.rates.get(token_kind)
         if explicit is not None:
             return explicit

@@ -15,7 +15,7 @@ from shared.core.alerting import STATUSES
 from shared.core.months import parse_month
 from shared.core.pricing import Price, PriceFileError, price_from
 from shared.core.quotas import check_subscription_id, make_quota, parse_period, quota_json
-from shared.core.rate_overrides import RATE_KINDS
+from shared.core.rate_overrides import RATE_KINDS, rate_unit
 from shared.errors import InvalidRequestError
 from shared.settings import Settings
 from shared.tooling.cli import focus
@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     oset.add_argument("--from", dest="effective_from", required=True, help="effective date, YYYY-MM-DD (UTC)")
     oset.add_argument("--discount", help="percent off every retail price of the family, e.g. 12.5")
     for kind in RATE_KINDS:
-        oset.add_argument(f"--{kind.replace('_', '-')}", dest=f"rate_{kind}", help=f"{kind} price per 1M tokens")
+        oset.add_argument(f"--{kind.replace('_', '-')}", dest=f"rate_{kind}",
+                          help=f"{kind} price per {rate_unit(kind)}")
     oset.add_argument("--note", default="", help="e.g. the agreement it comes from")
     override_sub.add_parser("list", help="every negotiated rate")
     odel = override_sub.add_parser("delete", help="delete a negotiated rate")

@@ -70,6 +70,7 @@ const read = (page) => page.evaluate(() => {
     message: document.getElementById('message').hidden ? null : text('message'),
     subscriptions: rows('table-subs', 'subscription'),
     models: rows('table-models', 'model'),
+    modelHeadings: [...document.querySelectorAll('#table-models thead th')].map((th) => th.textContent.trim()),
     gauges: [...document.querySelectorAll('.gauge')].map((g) => ({ subscription: g.dataset.subscription,
       percent: Number(g.dataset.percent), period: g.dataset.period,
       otherPeriod: g.dataset.otherPeriod ?? null,

@@ -84,11 +84,17 @@ def seed(settings: Settings, today: datetime) -> None:
                 cached = prompt // 6 if model == "gpt-4o" else 0
                 unmetered = 2 if sub == "team-chat" and d % 4 == 0 and hour == 20 else 0
                 key = UsageKey(sub, product, model, deployment)
+                # token kinds inside the counts: reasoning (o4-mini), audio in/out (gpt-4o), cache writes (gpt-4.1)
+                reasoning = completion // 2 if model == "o4-mini" else 0
+                audio_in, audio_out = (prompt // 10, completion // 10) if model == "gpt-4o" else (0, 0)
+                cache_write = prompt // 20 if model == "gpt-4.1" else 0
                 rows.append(UsageRow(Granularity.HOUR, day.replace(hour=hour), key,
                                      Counters(requests=weight * 12 + d, prompt_tokens=prompt,
                                               completion_tokens=completion, total_tokens=prompt + completion,
                                               cached_tokens=cached, error_requests=(d + k) % 4 == 0,
-                                              unmetered_requests=unmetered, unmetered_streamed=unmetered)))
+                                              unmetered_requests=unmetered, unmetered_streamed=unmetered,
+                                              reasoning_tokens=reasoning, audio_prompt_tokens=audio_in,
+                                              audio_completion_tokens=audio_out, cache_write_tokens=cache_write)))
     store = table_store(settings)
     store.upsert(rows)
     store.upsert(merge(rows, Granularity.DAY))
@@ -225,7 +231,8 @@ def ranked_by_cost(rows: list[dict[str, Any]], field: str) -> list[tuple[str, De
     return sorted(((name, cost[name], tokens[name]) for name in cost), key=lambda t: (-t[1], -t[2], t[0]))
 
 
-def check_usage_panels(shown: dict[str, Any], api: Callable[[str, Any], Any], start: str, end: str) -> None:
+def check_usage_panels(shown: dict[str, Any], api: Callable[[str, Any], Any], start: str, end: str,
+                       every_kind: bool = False) -> None:
     usage = api("/api/usage", {"from": start, "to": end, "groupBy": "subscription", "pageSize": 5000})
     totals = usage["totals"]
     kpis = shown["kpis"]
@@ -244,6 +251,17 @@ def check_usage_panels(shown: dict[str, Any], api: Callable[[str, Any], Any], st
                                                "pageSize": 5000})["rows"], "model")
     assert [(r["key"], r["cells"][1], r["cells"][2]) for r in shown["models"]] == \
         [(n, money(c), f"{t:,}") for n, c, t in models[:10]]
+    # token kinds per model, summed from the API's rows: cached input, reasoning, audio (in + out), cache writes
+    assert shown["modelHeadings"][4:] == ["Cached input", "Reasoning", "Audio", "Cache writes"]
+    kinds: dict[str, list[int]] = {}
+    for row in api("/api/usage", {"from": start, "to": end, "groupBy": "model", "pageSize": 5000})["rows"]:
+        sums = kinds.setdefault(row["model"], [0, 0, 0, 0])  # one row per model and day: summed
+        for i, count in enumerate((row["cachedTokens"], row["reasoningTokens"],
+                                   row["audioPromptTokens"] + row["audioCompletionTokens"], row["cacheWriteTokens"])):
+            sums[i] += count
+    assert [r["cells"][4:] for r in shown["models"]] == [[f"{n:,}" for n in kinds[r["key"]]] for r in shown["models"]]
+    if every_kind:  # every kind column shows tokens (the whole seed is visible)
+        assert all(any(kinds[name][i] for name in kinds) for i in range(4)), kinds
     money_cells = [kpis["cost"]["text"], *(r["cells"][1] for r in shown["subscriptions"] + shown["models"])]
     assert all(MONEY.match(text) for text in money_cells), money_cells
     assert shown["costTicks"] and all(MONEY.match(text) for text in shown["costTicks"]), shown["costTicks"]
@@ -326,7 +344,7 @@ def test_dashboard_in_headless_chromium(served: tuple[str, Settings, datetime]) 
     api = api_reader(base, {"x-api-key": TEST_API_KEY})
 
     for shown, (start, end) in ((first, first_range), (second, second_range)):
-        check_usage_panels(shown, api, start, end)
+        check_usage_panels(shown, api, start, end, every_kind=True)
         usage = api("/api/usage", {"from": start, "to": end, "groupBy": "subscription", "pageSize": 5000})
         assert int(shown["kpis"]["unmetered"]["value"]) == usage["totals"]["unmeteredRequests"] > 0
         assert f"{usage['totals']['unmeteredRequests']:,} successful requests" in shown["unmeteredBanner"]

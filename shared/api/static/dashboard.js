@@ -295,6 +295,10 @@
     list.hidden = anomalies.length === 0;
   }
 
+  /** Token-kind columns of the models table: heading, and the usage fields summed into it. */
+  const TOKEN_KIND_COLUMNS = [['Cached input', ['cachedTokens']], ['Reasoning', ['reasoningTokens']],
+    ['Audio', ['audioPromptTokens', 'audioCompletionTokens']], ['Cache writes', ['cacheWriteTokens']]];
+
   function table(id, headings, rows) {
     const head = el('tr', {}, ...headings.map(([text, cls]) => el('th', { class: cls || '' }, text)));
     $(id).replaceChildren(el('thead', {}, head), el('tbody', {}, ...rows));
@@ -347,13 +351,20 @@
     const models = rankByCost(costByModel, tokensByModel).slice(0, 10);
     const modelColors = models.map((_, i) => PALETTE[(i + 4) % PALETTE.length]);
     horizontalBar('chart-models', models, models.map((m) => costByModel.get(m)), modelColors, fmtMoney);
-    table('table-models', [['Model'], ['Cost', 'num'], ['Tokens', 'num'], ['Requests', 'num']],
-      models.map((name, i) => el('tr', { 'data-model': name, 'data-tokens': tokensByModel.get(name),
-        'data-cost': costByModel.get(name) },
-      el('td', {}, el('span', { class: 'swatch', style: `background:${modelColors[i]}` }), name),
-      el('td', { class: 'num' }, fmtMoney(costByModel.get(name))),
-      el('td', { class: 'num' }, fmtInt(tokensByModel.get(name))),
-      el('td', { class: 'num' }, fmtInt(requestsByModel.get(name))))));
+    // Token kinds inside the totals, as the API counts them: cached input (cache reads), reasoning
+    // (inside output, billed as output), audio in + out, cache writes. Each is priced by its own meter.
+    const kindsByModel = new Map(TOKEN_KIND_COLUMNS.map(([, fieldsOf]) => [fieldsOf,
+      sum(rows, (r) => r.model, (r) => fieldsOf.reduce((total, field) => total + (r[field] || 0), 0))]));
+    table('table-models', [['Model'], ['Cost', 'num'], ['Tokens', 'num'], ['Requests', 'num'],
+      ...TOKEN_KIND_COLUMNS.map(([heading]) => [heading, 'num kind'])],
+    models.map((name, i) => el('tr', { 'data-model': name, 'data-tokens': tokensByModel.get(name),
+      'data-cost': costByModel.get(name) },
+    el('td', {}, el('span', { class: 'swatch', style: `background:${modelColors[i]}` }), name),
+    el('td', { class: 'num' }, fmtMoney(costByModel.get(name))),
+    el('td', { class: 'num' }, fmtInt(tokensByModel.get(name))),
+    el('td', { class: 'num' }, fmtInt(requestsByModel.get(name))),
+    ...TOKEN_KIND_COLUMNS.map(([, fieldsOf]) => el('td', { class: 'num kind' },
+      fmtInt(kindsByModel.get(fieldsOf).get(name) || 0))))));
     return subs;
   }
 

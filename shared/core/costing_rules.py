@@ -22,6 +22,12 @@ inside the period.  Pricing is linear in tokens, so such a period costs exactly 
 prices in force at its start; any other period is priced from its finer rows (month -> days ->
 hours).  An hour is always priced as it starts.
 
+**Priority processing** is a per-request service tier, not an SKU (see :mod:`shared.core.deployments`):
+tokens the responses reported as ``service_tier: "priority"`` are priced with ``tier=PRIORITY`` by the
+Priority ("pp") retail meter of the deployment's model, type and region.  Without such a meter in
+force they are unpriced (never the standard price), as they are on an SKU Azure offers no priority
+on, or on an uncatalogued deployment (the price file has no Priority prices).
+
 **Provisioned (PTU) deployments** are not charged per token: their hours are priced by
 :func:`ptu_cost_lines` (``core.ptu.allocate_month``) and shared by capacity-weighted tokens.
 
@@ -40,7 +46,7 @@ from decimal import Decimal
 from typing import Literal, cast
 
 from shared.core.cost_lines import PRICING_UNIT_TOKENS, AllocationMethod, CostBasis, CostLine
-from shared.core.deployments import BillingMode, Deployment, DeploymentCatalog
+from shared.core.deployments import BillingMode, Deployment, DeploymentCatalog, ServiceTier, priority_offered
 from shared.core.meters import DeploymentType, MeterPrice, Mode, PriceBook, PriceKey, TokenKind, version_code_of
 from shared.core.months import next_month
 from shared.core.pricing import ZERO, Cost, Price, PriceTable
@@ -214,7 +220,7 @@ class _Where:
 _Kinds = list[tuple[TokenKind, int, _Meter]]
 
 
-def _priced(row: UsageRow, pricing: Pricing) -> tuple[_Where, _Kinds] | None:
+def _priced(row: UsageRow, pricing: Pricing, tier: ServiceTier) -> tuple[_Where, _Kinds] | None:
     """Each meter kind of a (uniform) row with its price as the period starts; ``None`` when the row
     has no tokens or its deployment is provisioned (its hours are priced by ``ptu_cost_lines``)."""
     quantities = meter_quantities(row.counters)
@@ -225,14 +231,17 @@ def _priced(row: UsageRow, pricing: Pricing) -> tuple[_Where, _Kinds] | None:
     if version is not None and version.kind is not None:
         if version.provisioned:
             return None
-        return _catalogued(version, quantities, start, pricing)
+        return _catalogued(version, quantities, start, pricing, tier)
+    if tier is ServiceTier.PRIORITY:
+        return _unpriced_priority(row, quantities, version)
     return _fallback(row, quantities, start, pricing, version)
 
 
-def token_lines(row: UsageRow, pricing: Pricing) -> list[CostLine]:
+def token_lines(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.DEFAULT) -> list[CostLine]:
     """The cost lines of a (uniform) row, priced as its period starts; none for a provisioned
-    deployment (its hours are priced by :func:`ptu_cost_lines`)."""
-    priced = _priced(row, pricing)
+    deployment (its hours are priced by :func:`ptu_cost_lines`).  ``tier``: the service tier the
+    responses reported for these tokens (priority tokens are priced by the Priority meters)."""
+    priced = _priced(row, pricing, tier)
     if priced is None:
         return []
     where, kinds = priced
@@ -241,10 +250,10 @@ def token_lines(row: UsageRow, pricing: Pricing) -> list[CostLine]:
     return [_line(row, kind, tokens, start, end, meter, pricing, where) for kind, tokens, meter in kinds]
 
 
-def token_cost(row: UsageRow, pricing: Pricing) -> Cost:
+def token_cost(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.DEFAULT) -> Cost:
     """What :func:`cost_of_lines` gives for :func:`token_lines` of the row, without building the lines
     (a report of thousands of rows needs only the sums)."""
-    priced = _priced(row, pricing)
+    priced = _priced(row, pricing, tier)
     if priced is None:
         return Cost()
     where, kinds = priced
@@ -315,15 +324,28 @@ def _fallback(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetim
     return _Where(row.key.model, None, None, None, None, False, None), kinds
 
 
-def meter_key(version: Deployment, kind: TokenKind) -> PriceKey | None:
+def _unpriced_priority(row: UsageRow, quantities: Mapping[TokenKind, int],
+                       version: Deployment | None) -> tuple[_Where, _Kinds]:
+    """Priority tokens of a deployment the catalog cannot place: the price file has no Priority
+    prices, and a standard price would be a guess."""
+    why = f"SKU {version.sku!r} is not a known SKU" if version is not None else "deployment not in the catalog"
+    reason = f"{why}; priority tokens are priced only by a Priority retail meter"
+    return (_Where(row.key.model, None, None, Mode.PRIORITY.value, None, False, None),
+            [(kind, tokens, _Meter(None, None, CostBasis.PAYG, None, reason)) for kind, tokens in quantities.items()])
+
+
+def meter_key(version: Deployment, kind: TokenKind, tier: ServiceTier = ServiceTier.DEFAULT) -> PriceKey | None:
+    """The retail meter of ``kind`` tokens on ``version`` served at ``tier``; ``None`` for an unknown
+    SKU, or priority tokens on a deployment Azure offers no priority processing on."""
     sku = version.kind
-    if sku is None:
+    if sku is None or (tier is ServiceTier.PRIORITY and not priority_offered(sku)):
         return None
     try:
         code = version_code_of(version.model_version)
     except ValueError:
         code = version.model_version.strip()
-    mode = Mode.BATCH if sku.mode is BillingMode.BATCH else Mode.STANDARD
+    mode = (Mode.BATCH if sku.mode is BillingMode.BATCH else Mode.PRIORITY if tier is ServiceTier.PRIORITY
+            else Mode.STANDARD)
     return PriceKey(version.model.strip().lower(), code, DeploymentType(sku.deployment_type.value), mode,
                     version.region.strip().lower(), kind)
 
@@ -340,16 +362,20 @@ def _retail(pricing: Pricing, key: PriceKey, moment: datetime) -> MeterPrice | N
 
 
 def _catalogued(version: Deployment, quantities: Mapping[TokenKind, int], start: datetime,
-                pricing: Pricing) -> tuple[_Where, _Kinds]:
+                pricing: Pricing, tier: ServiceTier) -> tuple[_Where, _Kinds]:
     sku = version.kind
     assert sku is not None
     basis = CostBasis.BATCH if sku.mode is BillingMode.BATCH else CostBasis.PAYG
     override = pricing.overrides.find(version.model, sku.deployment_type.value, start.date())
     kinds: _Kinds = []
-    mode = Mode.STANDARD.value
+    mode = Mode.PRIORITY.value if tier is ServiceTier.PRIORITY else Mode.STANDARD.value
     for kind, tokens in quantities.items():
-        key = meter_key(version, kind)
-        assert key is not None
+        key = meter_key(version, kind, tier)
+        if key is None:  # priority tokens where Azure offers no priority processing: never a guessed price
+            kinds.append((kind, tokens, _Meter(None, None, basis, None,
+                                               f"priority processing is not offered on SKU {version.sku} "
+                                               "(GlobalStandard and DataZoneStandard only)")))
+            continue
         mode = key.mode.value
         retail = _retail(pricing, key, start)
         list_price = retail.price if retail is not None else None

@@ -14,6 +14,17 @@ SKU names map to (deployment type, billing mode) in one table, :data:`SKU_KINDS`
 not in it is kept as ARM returned it and reported by :meth:`DeploymentCatalog.unknown_skus`;
 nothing guesses its price model.
 
+**Priority processing is not an SKU.**  Azure offers it on GlobalStandard and DataZoneStandard
+deployments (ARM ``sku.name`` unchanged) as a *service tier*: the deployment's
+``properties.serviceTier`` (``Default`` | ``Priority``) sets what its requests default to, a request
+may ask with ``service_tier: "priority"``, and the response body's ``service_tier`` says which tier
+served it.  Azure bills each request by that answer: a priority request downgraded (prompt above
+~128k tokens, or the ramp limit) reports ``"default"`` and is billed at the standard rate.  So a
+tier is a property of the *tokens*, not of the deployment: :class:`ServiceTier` and
+:func:`priority_offered` are what the costing needs to price tokens the response reported as
+priority (Microsoft Learn, "Enable priority processing for Microsoft Foundry models"; ARM
+``ServiceTier``: ``Default`` standard pricing, ``Priority`` premium pricing).
+
 PTU capacity is only the ``sku.capacity`` of a *provisioned* SKU. For Standard and Batch SKUs
 ARM's capacity is a rate limit (thousands of tokens per minute / enqueued tokens), which is not
 billed; it is not kept, so that a rate-limit change does not make a new catalog version.
@@ -64,6 +75,20 @@ SKU_KINDS: dict[str, SkuKind] = {
     "datazoneprovisionedmanaged": SkuKind(DeploymentType.DATAZONE, BillingMode.PROVISIONED),
     "provisionedmanaged": SkuKind(DeploymentType.REGIONAL, BillingMode.PROVISIONED),
 }
+
+
+class ServiceTier(StrEnum):
+    """The tier a response reports in ``service_tier`` (what Azure bills the request at)."""
+
+    DEFAULT = "default"
+    PRIORITY = "priority"
+
+
+def priority_offered(kind: SkuKind) -> bool:
+    """Whether Azure offers priority processing on deployments of this kind (GlobalStandard and
+    DataZoneStandard only: not Regional, Batch or Provisioned)."""
+    return kind.mode is BillingMode.STANDARD and kind.deployment_type in (DeploymentType.GLOBAL,
+                                                                          DeploymentType.DATAZONE)
 
 
 def sku_kind(sku: str) -> SkuKind | None:

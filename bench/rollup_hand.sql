@@ -10,7 +10,7 @@ WITH llm AS (
     GROUP BY "CorrelationId"
 ), requests AS (
     SELECT g."TimeGenerated", g."ApimSubscriptionId", g."ProductId", g."ResponseCode", g."Url",
-           CAST(g."RequestHeaders" AS VARCHAR) AS headers, l.*,
+           CAST(g."RequestHeaders" AS VARCHAR) AS headers, g."_ResourceId" AS resource_id, l.*,
            coalesce(l.model_name, '') <> '' AS llm_named,
            coalesce(l.llm_prompt, 0) > 0 OR coalesce(l.llm_completion, 0) > 0 OR coalesce(l.llm_total, 0) > 0
                AS from_llm,
@@ -157,6 +157,8 @@ SELECT date_trunc('hour', "TimeGenerated") AS "PeriodStart",
        CAST(coalesce(sum(audio_out_raw) FILTER (WHERE body_valid AND audio_out_raw BETWEEN 0 AND 999999999
                                        AND round(audio_out_raw) = audio_out_raw), 0) AS BIGINT) AS "AudioCompletionTokens",
        CAST(coalesce(sum(cache_write_raw) FILTER (WHERE body_valid AND cache_write_raw BETWEEN 0 AND 999999999
-                                       AND round(cache_write_raw) = cache_write_raw), 0) AS BIGINT) AS "CacheWriteTokens"
+                                       AND round(cache_write_raw) = cache_write_raw), 0) AS BIGINT) AS "CacheWriteTokens",
+       -- the APIM service: the resource id's name after .../providers/microsoft.apimanagement/service/
+       lower(regexp_extract(resource_id, '(?i)/providers/microsoft\.apimanagement/service/([^/]+)', 1)) AS "ApimService"
 FROM classified
 GROUP BY ALL

@@ -48,6 +48,8 @@ USAGE_COLUMNS: Mapping[str, str] = {
     "CachedAudioTokens": "long",
     "AudioCompletionTokens": "long",
     "CacheWriteTokens": "long",
+    # The gateway's APIM service (lower-cased name from the log row's _ResourceId; "" without one).
+    "ApimService": "string",
 }
 
 CONTRACTS: Mapping[str, Mapping[str, str]] = {

@@ -361,11 +361,23 @@ def llm_requests(llm: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def apim_service(resource_id: str | None) -> str:
+    """The APIM service a log row's ``_ResourceId`` names (lower-cased), ``""`` when it names none."""
+    marker = "/providers/microsoft.apimanagement/service/"
+    lowered = (resource_id or "").lower()
+    at = lowered.find(marker)
+    if at < 0:
+        return ""
+    return lowered[at + len(marker):].split("/", 1)[0]
+
+
 def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], start: datetime,
                     end: datetime, source: str = "auto", probe_subscription: str = "",
-                    probe_header: str = "x-chargeback-probe") -> dict[Key, dict[str, int]]:
+                    probe_header: str = "x-chargeback-probe", by_service: bool = False) -> dict[Any, dict[str, int]]:
+    """Per hour x subscription x product x model x deployment, and x APIM service (the key's last
+    element) with ``by_service``; without, every service's rows are summed (the merged rollup)."""
     known = llm_requests(llm) if source != "gatewaybody" else {}
-    out: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+    out: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for g in gateway:
         if not (start <= g["TimeGenerated"] < end):
             continue
@@ -386,7 +398,9 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
         probe = (probe_subscription and g["ApimSubscriptionId"] == probe_subscription) or any(
             name.lower() == probe_header.lower() and value == "1" for name, value in headers.items())
         subscription = "synthetic-probe" if probe else (g["ApimSubscriptionId"] or "unattributed")
-        key = (hour, subscription, g["ProductId"] or "", model, deployment)
+        key: tuple[Any, ...] = (hour, subscription, g["ProductId"] or "", model, deployment)
+        if by_service:
+            key = (*key, apim_service(g.get("_ResourceId")))
         c = out[key]
         c["requests"] += 1
         c["error_requests"] += g["ResponseCode"] >= 400
@@ -411,10 +425,10 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
     return dict(out)
 
 
-def rollup_to(hourly: dict[Key, dict[str, int]], period: str) -> dict[Key, dict[str, int]]:
-    out: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+def rollup_to(hourly: dict[Any, dict[str, int]], period: str) -> dict[Any, dict[str, int]]:
+    out: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for (hour, *rest), counters in hourly.items():
         start = hour.replace(hour=0) if period == "day" else hour.replace(day=1, hour=0)
         for name, value in counters.items():
-            out[(start, *rest)][name] += value  # type: ignore[index]
+            out[(start, *rest)][name] += value
     return dict(out)

@@ -24,13 +24,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.core.keys import SEPARATOR, period_range
+from shared.core.keys import KEY_DIGEST, LONG_MARK, SEPARATOR, name_digest, period_range
 from shared.core.months import next_month
 from shared.core.usage import Granularity
 
 INDEXED = (Granularity.DAY, Granularity.MONTH)
 INDEXED_VALUES = frozenset(granularity.value for granularity in INDEXED)
 JOIN = " "  # sorts below every character an encoded key holds (shared.core.keys)
+MAX_INDEX_KEY = 512  # UTF-16 units of a key (Azurite's limit; keys are ASCII here)
 REBUILD_BATCH = 5_000  # entities written at a time by a rebuild (memory stays flat at any history)
 
 
@@ -42,7 +43,17 @@ def index_entity(entity: dict[str, Any]) -> dict[str, Any]:
     """The index copy of a usage entity (same properties, keys turned around)."""
     row_key: str = entity["RowKey"]
     period = SEPARATOR.join(row_key.split(SEPARATOR, 2)[:2])  # ``d|2026-11-30`` (the code holds one separator)
-    return {**entity, "PartitionKey": period, "RowKey": f"{entity['PartitionKey']}{JOIN}{row_key}"}
+    return {**entity, "PartitionKey": period, "RowKey": _fitted(f"{entity['PartitionKey']}{JOIN}{row_key}")}
+
+
+def _fitted(key: str) -> str:
+    """The joined key, or, past the key limit, its head and ``%~`` + a hash of the whole (as
+    ``shared.core.keys`` shortens a long name).  Only rows whose every name is near the 120-character
+    part limit and that name an APIM service get there; the head keeps subscription and period
+    first, so the index order still goes subscription by subscription."""
+    if len(key) <= MAX_INDEX_KEY:
+        return key
+    return f"{key[:MAX_INDEX_KEY - len(LONG_MARK) - KEY_DIGEST]}{LONG_MARK}{name_digest(key)[:KEY_DIGEST]}"
 
 
 def single_period(granularity: Granularity, start: datetime, end: datetime) -> bool:

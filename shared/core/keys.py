@@ -110,7 +110,7 @@ def shortened_digest(name: str) -> str | None:
 
 def storable_key(key: UsageKey) -> UsageKey:
     """The usage key as it is stored and read back (every name storable)."""
-    names = (key.subscription_id, key.product_id, key.model, key.deployment)
+    names = (key.subscription_id, key.product_id, key.model, key.deployment, key.apim_service)
     if all(is_storable_name(name) for name in names):
         return key
     return UsageKey(*(storable_name(name) for name in names))
@@ -133,9 +133,14 @@ def period_code(granularity: Granularity, start: datetime) -> str:
 
 
 def row_key(granularity: Granularity, start: datetime, key: UsageKey) -> str:
+    """``h|2026-11-25T13|model|deployment|product``, then ``|service`` when the row names an APIM
+    service: a row without one keeps the key it had before services were a dimension, so older rows
+    and rows of merged services are the same rows."""
     stored = storable_key(key)
-    parts = (period_code(granularity, start), encode_part(stored.model), encode_part(stored.deployment),
-             encode_part(stored.product_id))
+    parts = [period_code(granularity, start), encode_part(stored.model), encode_part(stored.deployment),
+             encode_part(stored.product_id)]
+    if stored.apim_service:
+        parts.append(encode_part(stored.apim_service))
     return SEPARATOR.join(parts)
 
 

@@ -1,6 +1,10 @@
 """Usage rows and the rules that merge them: hour -> day -> month.
 
-A row is one subscription x product x model x deployment x period.  Rows of a coarser
+A row is one subscription x product x model x deployment x APIM service x period.  The service
+(the gateway's APIM instance, from the log row's ``_ResourceId``) keeps two gateways' subscriptions
+of the same name apart; it is ``""`` for rows that have none: logs without a resource id, rows
+stored before the service was a dimension, or every row when services are merged
+(``APIM_SERVICES_MERGED``).  Rows of a coarser
 granularity are always *derived* from the finer rows already stored, never accumulated run by run,
 which is what makes a rerun of any window give identical results.
 """
@@ -102,6 +106,7 @@ class UsageKey:
     product_id: str
     model: str
     deployment: str
+    apim_service: str = ""  # "" = no service named (or services merged)
 
 
 @dataclass(frozen=True)
@@ -116,15 +121,17 @@ class UsageRow:
         return self.key.subscription_id
 
 
-def normalize_key(subscription_id: Any, product_id: Any, model: Any, deployment: Any) -> UsageKey:
-    """Empty or null names land in explicit buckets: a row is never dropped for lack of a name."""
+def normalize_key(subscription_id: Any, product_id: Any, model: Any, deployment: Any,
+                  apim_service: Any = "") -> UsageKey:
+    """Empty or null names land in explicit buckets: a row is never dropped for lack of a name.
+    A service name is lower-cased (Azure resource names are case-insensitive)."""
 
     def text(value: Any, fallback: str) -> str:
         value = "" if value is None else str(value).strip()
         return value or fallback
 
     return UsageKey(text(subscription_id, UNATTRIBUTED), text(product_id, ""),
-                    text(model, UNKNOWN), text(deployment, UNKNOWN))
+                    text(model, UNKNOWN), text(deployment, UNKNOWN), text(apim_service, "").lower())
 
 
 def merge(rows: Iterable[UsageRow], granularity: Granularity) -> list[UsageRow]:
@@ -137,9 +144,9 @@ def merge(rows: Iterable[UsageRow], granularity: Granularity) -> list[UsageRow]:
             for (start, key), counters in sorted(totals.items(), key=_slot_order)]
 
 
-def _slot_order(item: tuple[tuple[datetime, UsageKey], Counters]) -> tuple[datetime, str, str, str, str]:
+def _slot_order(item: tuple[tuple[datetime, UsageKey], Counters]) -> tuple[datetime, str, str, str, str, str]:
     (start, key), _ = item
-    return (start, key.subscription_id, key.product_id, key.model, key.deployment)
+    return (start, key.subscription_id, key.product_id, key.model, key.deployment, key.apim_service)
 
 
 def touched_periods(rows: Iterable[UsageRow], granularity: Granularity) -> set[tuple[str, datetime]]:

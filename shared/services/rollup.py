@@ -82,11 +82,17 @@ class RollupResult:
         return text
 
 
-def usage_rows(records: list[dict[str, Any]]) -> list[UsageRow]:
-    """Query records -> hourly rows (merged, in case two records normalize to one key)."""
+def usage_rows(records: list[dict[str, Any]], merge_apim_services: bool = False) -> list[UsageRow]:
+    """Query records -> hourly rows (merged, in case two records normalize to one key).
+
+    Each row keeps the APIM service the query named (``ApimService``), so two gateways' subscriptions
+    of the same name stay two rows; with ``merge_apim_services`` every row's service is ``""`` and
+    the gateways' rows of one key are summed into one.
+    """
     rows = [
         UsageRow(Granularity.HOUR, Granularity.HOUR.period_start(r["PeriodStart"]),
-                 normalize_key(r["SubscriptionId"], r["ProductId"], r["Model"], r["Deployment"]),
+                 normalize_key(r["SubscriptionId"], r["ProductId"], r["Model"], r["Deployment"],
+                               "" if merge_apim_services else r.get("ApimService")),
                  Counters(requests=r["Requests"], prompt_tokens=r["PromptTokens"],
                           completion_tokens=r["CompletionTokens"], total_tokens=r["TotalTokens"],
                           cached_tokens=r["CachedTokens"], streamed_requests=r["StreamedRequests"],
@@ -107,7 +113,7 @@ class RollupService:
     def __init__(self, source: LogSource, usage: UsageRepository, watermarks: WatermarkRepository, *,
                  lookback: timedelta, ingestion_delay: timedelta, max_chunk: timedelta,
                  usage_source: str = "auto", probe_subscription: str = "",
-                 probe_header: str = "x-chargeback-probe",
+                 probe_header: str = "x-chargeback-probe", merge_apim_services: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  lease: WriterLease | None = None, quarantine: QuarantineRepository | None = None,
                  state: RollupState | None = None, on_quarantine: Callable[[int], None] | None = None,
@@ -120,6 +126,7 @@ class RollupService:
         self.max_chunk = max_chunk
         self.usage_source = usage_source
         self.probe = {"probe_subscription": probe_subscription, "probe_header": probe_header}
+        self.merge_apim_services = merge_apim_services
         self.clock = clock
         self.lease, self.quarantine, self.state = lease, quarantine, state
         self.on_quarantine = on_quarantine  # told the quarantine count after each run (the alert)
@@ -255,14 +262,14 @@ class RollupService:
         for chunk, records in self._read_chunks(window, query, extra):
             with telemetry.span("rollup.chunk", {"chunk.start": chunk.start.isoformat(),
                                                  "chunk.end": chunk.end.isoformat()}) as span:
-                rows = usage_rows(records)
+                rows = usage_rows(records, self.merge_apim_services)
                 requests += sum(row.counters.requests for row in rows)
                 unmetered += sum(row.counters.unmetered_requests for row in rows)
-                day_rows = self._derive_days(rows, chunk)
+                day_rows, emptied = self._derive_days(rows, chunk)
                 # One write for both: a subscription's hours and days share its partition, so they go
                 # in the same transactions (one round trip per subscription and chunk, not two).
                 self._confirm_writer()  # a run that lost the lease stops before writing
-                self.usage.upsert(rows + day_rows)
+                self.usage.upsert(rows + emptied + day_rows)
                 hourly_written += len(rows)
                 derived_written += len(day_rows)
                 touched = touched_periods(day_rows, Granularity.MONTH)
@@ -280,13 +287,16 @@ class RollupService:
         return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began,
                             requests=requests, unmetered_requests=unmetered)
 
-    def _derive_days(self, hourly: list[UsageRow], chunk: Window) -> list[UsageRow]:
-        """Day rows of the days ``hourly`` (the chunk's fresh hours, not yet written) touches.
+    def _derive_days(self, hourly: list[UsageRow], chunk: Window) -> tuple[list[UsageRow], list[UsageRow]]:
+        """Day rows of the days ``hourly`` (the chunk's fresh hours, not yet written) touches, and
+        the stored hours of those days to be emptied.
 
         A day the chunk covers entirely is summed from the chunk's own hours (the query just
-        recomputed all of them); a day it covers in part is summed from its stored hours, each
-        replaced by the chunk's fresh version where there is one (what storage holds once the
-        chunk is written).
+        recomputed all of them); a day it covers in part is summed from its stored hours outside the
+        chunk and the chunk's fresh hours inside it (what storage holds once the chunk is written).
+        A stored hour inside the chunk under a key the query no longer returns (a row stored before
+        the APIM service was part of the key, say) is stale: it is written again with zero counts
+        (emptied), so neither that day nor any hourly read counts its requests twice.
         """
         fresh: dict[tuple[str, datetime], list[UsageRow]] = {}
         for row in hourly:
@@ -298,14 +308,23 @@ class RollupService:
         stored_hours = self._read_each([(subscription, Granularity.HOUR, day, day + timedelta(days=1))
                                         for subscription, day in sorted(fresh) if not covered(day)])
         days: list[UsageRow] = []
+        emptied: list[UsageRow] = []
         for (_, day), rows in sorted(fresh.items(), key=lambda item: item[0]):
             if not covered(day):
                 stored = next(stored_hours)
-                by_key = {(row.period_start, row.key): row for row in stored}
-                by_key.update({(row.period_start, row.key): row for row in rows})
-                rows = list(by_key.values())
+                recomputed = {(row.period_start, row.key) for row in rows}
+                # Every hour the chunk touches was recomputed whole (its first hour starts the chunk;
+                # its last, partial one holds at least what an earlier, shorter run stored).
+                first_hour = floor_hour(chunk.start)
+                outside = [row for row in stored if not first_hour <= row.period_start < chunk.end]
+                stale = [replace(row, counters=Counters()) for row in stored
+                         if first_hour <= row.period_start < chunk.end and (row.period_start, row.key) not in recomputed
+                         and row.counters != Counters()]
+                emptied.extend(stale)
+                # an emptied hour stays in the sum (as zero), so its key's day row is recomputed, not left stale
+                rows = outside + stale + rows
             days.extend(merge(rows, Granularity.DAY))
-        return days
+        return days, emptied
 
     def _read_each(self, reads: list[tuple[str, Granularity, datetime, datetime]]) -> Iterator[list[UsageRow]]:
         """One-subscription reads, up to ``READS_IN_FLIGHT`` at a time, yielded in the order given:

@@ -77,8 +77,10 @@ def table(rows: list[list[Any]], columns: dict[str, str] | None = None) -> dict[
     return {"name": "PrimaryResult", "columns": [{"name": n, "type": t} for n, t in columns.items()], "rows": rows}
 
 
-# one row of the usage contract (shared.queries.USAGE_COLUMNS, in order): 12 reasoning tokens, 4 cached audio
-ROW = ["2026-11-25T10:00:00Z", "team-a", "p1", "gpt-4o", "gpt-4o", 3, 30, 20, 50, 0, 1, 0, 0, 0, 0, 12, 0, 4, 0, 0]
+# one row of the usage contract (shared.queries.USAGE_COLUMNS, in order): 12 reasoning tokens, 4 cached audio,
+# on APIM service apim-weu
+ROW = ["2026-11-25T10:00:00Z", "team-a", "p1", "gpt-4o", "gpt-4o", 3, 30, 20, 50, 0, 1, 0, 0, 0, 0, 12, 0, 4, 0, 0,
+       "apim-weu"]
 
 
 def test_rows_are_conformed_and_parameters_bound_in_the_declaration(workspace: FakeWorkspace) -> None:
@@ -89,7 +91,7 @@ def test_rows_are_conformed_and_parameters_bound_in_the_declaration(workspace: F
                      "TotalTokens": 50, "CachedTokens": 0, "StreamedRequests": 1, "ErrorRequests": 0,
                      "UnmeteredRequests": 0, "UnmeteredStreamed": 0, "UnmeteredTruncated": 0,
                      "ReasoningTokens": 12, "AudioPromptTokens": 0, "CachedAudioTokens": 4,
-                     "AudioCompletionTokens": 0, "CacheWriteTokens": 0}]
+                     "AudioCompletionTokens": 0, "CacheWriteTokens": 0, "ApimService": "apim-weu"}]
     sent = workspace.requests[0]
     assert sent["path"] == "/v1/workspaces/ws-123/query"
     assert sent["auth"] == "Bearer fake-token"

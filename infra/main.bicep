@@ -29,6 +29,12 @@ param location string = resourceGroup().location
 @description('Resource id of the Log Analytics workspace that holds (or will hold) the APIM logs. Empty = use the workspace this template creates.')
 param apimLogAnalyticsWorkspaceId string = ''
 
+@description('Resource ids of further Log Analytics workspaces holding APIM logs (one APIM per region, say). The app gets Log Analytics Reader on each, and one usage query covers them all (LOG_ANALYTICS_WORKSPACE_IDS).')
+param additionalApimLogAnalyticsWorkspaceIds array = []
+
+@description('Sum the usage of same-named subscriptions on every APIM service (APIM_SERVICES_MERGED). Default false: kept apart per service.')
+param apimServicesMerged bool = false
+
 @description('Name of an existing API Management instance to configure diagnostics on. Empty = skip (ignored when deploySandbox is true).')
 param apimName string = ''
 
@@ -186,6 +192,18 @@ module apimLogsWorkspace 'core/monitor/workspace-reader.bicep' = {
   ]
 }
 
+// The same for each further workspace with APIM logs (another region's gateway, say).
+module additionalApimLogsWorkspaces 'core/monitor/workspace-reader.bicep' = [for (workspaceId, i) in additionalApimLogAnalyticsWorkspaceIds: {
+  name: 'apim-logs-workspace-reader-${i}'
+  scope: resourceGroup(split(workspaceId, '/')[2], split(workspaceId, '/')[4])
+  params: {
+    workspaceName: last(split(workspaceId, '/'))
+    principalId: api.outputs.principalId
+  }
+}]
+
+var additionalApimLogsCustomerIds = [for (workspaceId, i) in additionalApimLogAnalyticsWorkspaceIds: additionalApimLogsWorkspaces[i].outputs.customerId]
+
 // ===========================================================================
 // APP SETTINGS - one entry per setting in shared.settings.SETTINGS (non-local-only).
 // tests/test_infra.py checks this block against the registry: add new settings HERE.
@@ -195,6 +213,8 @@ module apimLogsWorkspace 'core/monitor/workspace-reader.bicep' = {
 var appSettings = {
   LOG_SOURCE: 'loganalytics'
   LOG_ANALYTICS_WORKSPACE_ID: apimLogsWorkspace.outputs.customerId
+  LOG_ANALYTICS_WORKSPACE_IDS: join(additionalApimLogsCustomerIds, ',')
+  APIM_SERVICES_MERGED: apimServicesMerged ? 'true' : 'false'
   LOG_ANALYTICS_ENDPOINT: 'https://api.loganalytics.io'
   LOG_QUERY_TIMEOUT_SECONDS: '180'
   LOG_QUERY_MAX_RETRIES: '3'

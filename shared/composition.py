@@ -53,9 +53,10 @@ def log_source(settings: Settings, credential: Any | None = None) -> LogSource:
         return LocalWorkspaceSource(settings.local_workspace_path)
     from shared.adapters.log_analytics import LogAnalyticsSource
 
-    return LogAnalyticsSource(settings.log_analytics_workspace_id, settings.log_analytics_endpoint,
+    primary, *additional = settings.log_analytics_workspace_ids
+    return LogAnalyticsSource(primary, settings.log_analytics_endpoint,
                               settings.log_query_timeout_seconds, credential or azure_credential(),
-                              client_options=log_query_retry_options(settings))
+                              client_options=log_query_retry_options(settings), additional_workspaces=additional)
 
 
 def log_query_retry_options(settings: Settings) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def rollup_service(settings: Settings, source: LogSource | None = None,
                          max_chunk=settings.rollup_max_chunk, usage_source=settings.usage_source,
                          probe_subscription=settings.probe_subscription_id,
                          probe_header=settings.probe_marker_header,
+                         merge_apim_services=settings.apim_services_merged,
                          lease=TableLease(store, WATERMARK_NAME), quarantine=store, state=store,
                          on_quarantine=quarantine_alarm(settings, store))
 

@@ -254,6 +254,33 @@ def _thresholds(_: Settings, key: str, value: str | None) -> tuple[int, ...]:
         raise SettingError(key, str(exc)) from None
 
 
+WORKSPACE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _checked_workspace_id(key: str, value: str) -> str:
+    """A workspace's customer id (a GUID, as the portal's Workspace ID and the query API's path have it)."""
+    if not WORKSPACE_ID.fullmatch(value):
+        raise SettingError(key, f"not a workspace (customer) id, expected a GUID, got {value!r}")
+    return value.lower()
+
+
+def _workspace_id(_: Settings, key: str, value: str | None) -> str:
+    return _checked_workspace_id(key, _required(value, key).strip())
+
+
+def _workspace_ids(settings: Settings, key: str, value: str | None) -> tuple[str, ...]:
+    """Every workspace the usage query covers: ``LOG_ANALYTICS_WORKSPACE_ID`` first (the one the query
+    is sent to), then this setting's ids, without repeats.  At least one of the two is required."""
+    single = settings.value("LOG_ANALYTICS_WORKSPACE_ID")
+    ids = [_checked_workspace_id(key, part) for part in comma_list(value or "")]
+    if single is not None and single.strip():
+        ids.insert(0, settings.log_analytics_workspace_id)
+    if not ids:
+        raise SettingError("LOG_ANALYTICS_WORKSPACE_ID",
+                           "is required but not set (or list the workspaces in LOG_ANALYTICS_WORKSPACE_IDS)")
+    return tuple(dict.fromkeys(ids))
+
+
 APIM_ID = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ApiManagement/service/[^/]+"
 
 
@@ -328,7 +355,15 @@ class Settings:
                          _choice("loganalytics", "local"))
     log_analytics_workspace_id = Setting("LOG_ANALYTICS_WORKSPACE_ID", None,
                                          "Workspace (customer) id holding the APIM logs; required for "
-                                         "`loganalytics`.", _text)
+                                         "`loganalytics` unless `LOG_ANALYTICS_WORKSPACE_IDS` is set.",
+                                         _workspace_id)
+    log_analytics_workspace_ids = Setting("LOG_ANALYTICS_WORKSPACE_IDS", None,
+                                          "Comma-separated workspace (customer) ids, one per gateway's workspace "
+                                          "(e.g. one APIM per region); unioned with `LOG_ANALYTICS_WORKSPACE_ID`, "
+                                          "which comes first. One query covers them all.", _workspace_ids)
+    apim_services_merged = Setting("APIM_SERVICES_MERGED", "false",
+                                   "`true`: usage of same-named subscriptions on several APIM services is summed "
+                                   "into one (no service dimension); `false`: kept apart per service.", _flag)
     log_analytics_endpoint = Setting("LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io",
                                      "Log Analytics query endpoint (sovereign clouds differ).", _url)
     log_query_timeout_seconds = Setting("LOG_QUERY_TIMEOUT_SECONDS", "180",

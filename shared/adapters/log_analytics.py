@@ -2,11 +2,15 @@
 
 A partial result is an error: a rollup that took it as complete would write low totals and move
 the watermark past the missing rows.
+
+Several workspaces (one per region's gateway, say) are one query: it is sent to the first and names
+the others in ``additional_workspaces``, so Log Analytics unions each table over all of them and
+the query's aggregates cover every gateway (its ``ApimService`` column tells them apart).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,8 +26,10 @@ TIMESPAN_MARGIN = timedelta(hours=1)
 class LogAnalyticsSource:
     def __init__(self, workspace_id: str, endpoint: str, server_timeout_seconds: int,
                  credential: Any, client_options: Mapping[str, Any] | None = None,
-                 query_options: Mapping[str, Any] | None = None) -> None:
+                 query_options: Mapping[str, Any] | None = None,
+                 additional_workspaces: Sequence[str] = ()) -> None:
         self.workspace_id = workspace_id
+        self.additional_workspaces = tuple(additional_workspaces)
         self.endpoint = endpoint
         self.server_timeout_seconds = server_timeout_seconds
         self._credential = credential
@@ -32,6 +38,8 @@ class LogAnalyticsSource:
         self._client: Any = None
 
     def describe(self) -> str:
+        if self.additional_workspaces:
+            return f"Log Analytics workspaces {', '.join((self.workspace_id, *self.additional_workspaces))}"
         return f"Log Analytics workspace {self.workspace_id}"
 
     def _logs_client(self) -> Any:
@@ -49,10 +57,11 @@ class LogAnalyticsSource:
             text = bind_as_defaults(query.text, parameters)
         except ValueError as exc:
             raise LogSourceError(f"query {query.name}: {exc}") from exc
+        several = {"additional_workspaces": list(self.additional_workspaces)} if self.additional_workspaces else {}
         try:
             response = self._logs_client().query_workspace(
                 self.workspace_id, text, timespan=_timespan(parameters),
-                server_timeout=self.server_timeout_seconds, **self._query_options)
+                server_timeout=self.server_timeout_seconds, **several, **self._query_options)
         except AzureError as exc:
             raise LogSourceError(f"query {query.name} failed on {self.describe()}: {_reason(exc)}") from exc
         if isinstance(response, LogsQueryPartialResult):

@@ -26,13 +26,13 @@ from shared.errors import InvalidRequestError
 from shared.ports import OutboxEntry
 from shared.services.costing import Chargeback
 from shared.services.quota_views import QuotaView
-from shared.services.report import ReportRow, UsageQuery
+from shared.services.report import ReportRow, UsageQuery, grouped_fields
 from shared.services.summary import QuotaUse, SubscriptionSummary, Usage
 from shared.services.usage_report import Totals, UsageReport, UsageRows
 
 # groupBy field -> its JSON / CSV column
 FIELD_COLUMNS = {"subscription": "subscriptionId", "product": "productId", "model": "model",
-                 "deployment": "deployment", "costCenter": "costCenter"}
+                 "deployment": "deployment", "costCenter": "costCenter", "apimService": "apimService"}
 
 
 # -- shared pieces ----------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def _cells(record: Mapping[str, object]) -> dict[str, object]:
 def _grouped_row(row: ReportRow, group_by: Sequence[str], currency: str) -> dict[str, object]:
     return {
         "periodStart": iso(row.period_start),
-        **{FIELD_COLUMNS[name]: value for name, value in zip(group_by, row.values, strict=True)},
+        **{FIELD_COLUMNS[name]: value for name, value in zip(grouped_fields(group_by), row.values, strict=True)},
         **counters_json(row.counters),
         **cost_fields(row.cost, currency),
     }
@@ -145,10 +145,13 @@ def usage_json(report: UsageReport) -> dict[str, object]:
 
 
 def usage_csv(report: UsageRows) -> Iterator[str]:
-    """Every row (CSV is never paged): period, the grouped key columns, counters, cost."""
+    """Every row (CSV is never paged): period, the grouped key columns, counters, cost (and the APIM
+    service last when it comes with the subscription: the columns before it keep their places)."""
     query = report.query
+    implied = [FIELD_COLUMNS[name] for name in grouped_fields(query.group_by) if name not in query.group_by]
     columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
-               *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens", *SPLIT_COLUMNS]
+               *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens", *SPLIT_COLUMNS,
+               *implied]
     return csv_chunks(columns, (_cells(_grouped_row(row, query.group_by, report.currency)) for row in report.rows))
 
 
@@ -166,7 +169,7 @@ def report_json(query: UsageQuery, rows: Sequence[UsageRow]) -> dict[str, object
         "subscriptions": list(query.subscriptions),
         "rows": [{"periodStart": iso(row.period_start), "subscriptionId": row.key.subscription_id,
                   "productId": row.key.product_id, "model": row.key.model, "deployment": row.key.deployment,
-                  **counters_json(row.counters)} for row in rows],
+                  "apimService": row.key.apim_service, **counters_json(row.counters)} for row in rows],
         "totals": counters_json(total(list(rows))),
     }
 
@@ -215,15 +218,16 @@ def summary_json(summary: SubscriptionSummary) -> dict[str, object]:
 
 
 # -- GET /api/chargeback, /api/prices -----------------------------------------------------------------
+# apimService last: the columns before it keep their places for readers that go by position.
 CHARGEBACK_COLUMNS = ("month", "subscriptionId", "requests", "promptTokens", "cachedTokens", "completionTokens",
                       "totalTokens", "errorRequests", "unmeteredRequests", "cost", "currency", "unpricedTokens",
-                      "unpricedModels", "deployment", *SPLIT_COLUMNS)
+                      "unpricedModels", "deployment", *SPLIT_COLUMNS, "apimService")
 
 
 def _chargeback_line(subscription_id: str, counters: Counters, cost: Cost, currency: str,
-                     deployment: str = "") -> dict[str, object]:
+                     deployment: str = "", apim_service: str = "") -> dict[str, object]:
     return {"subscriptionId": subscription_id, **_usage(counters), **cost_fields(cost, currency),
-            "unpricedModels": sorted(cost.unpriced_models), "deployment": deployment}
+            "unpricedModels": sorted(cost.unpriced_models), "deployment": deployment, "apimService": apim_service}
 
 
 def chargeback_json(report: Chargeback) -> dict[str, object]:
@@ -236,8 +240,8 @@ def chargeback_json(report: Chargeback) -> dict[str, object]:
         "priceSource": report.price_source,
         "priceAsOf": report.price_as_of.isoformat() if report.price_as_of else None,
         "ptuIdleCost": report.idle,
-        "subscriptions": [_chargeback_line(ln.subscription_id, ln.counters, ln.cost, currency, ln.deployment)
-                          for ln in report.lines],
+        "subscriptions": [_chargeback_line(ln.subscription_id, ln.counters, ln.cost, currency, ln.deployment,
+                                           ln.apim_service) for ln in report.lines],
         "totals": _chargeback_line("*", report.total_counters, report.total_cost, currency),
     }
 
@@ -248,7 +252,7 @@ def chargeback_csv(report: Chargeback) -> str:
     month = report.month.strftime("%Y-%m")
     return csv_text(CHARGEBACK_COLUMNS, (
         _cells({"month": month, **_chargeback_line(ln.subscription_id, ln.counters, ln.cost, report.currency,
-                                                   ln.deployment)}) for ln in report.lines))
+                                                   ln.deployment, ln.apim_service)}) for ln in report.lines))
 
 
 def chargeback_csv_filename(report: Chargeback) -> str:

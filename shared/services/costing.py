@@ -315,6 +315,7 @@ class ChargebackLine:
     counters: Counters
     cost: Cost
     deployment: str = ""
+    apim_service: str = ""  # the gateway's APIM service ("" when none or merged)
 
 
 @dataclass(frozen=True)
@@ -340,8 +341,9 @@ class Chargeback:
 
 def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTable], month: datetime,
                        subscriptions: Sequence[str] | None = None) -> Chargeback:
-    """One line per subscription, from the month's rows (a month whose prices or deployment change
-    inside it is priced from its days, or hours), plus its share of provisioned hours.
+    """One line per subscription (per APIM service: two gateways' same-named subscriptions are two
+    lines), from the month's rows (a month whose prices or deployment change inside it is priced
+    from its days, or hours), plus its share of provisioned hours.
 
     ``prices``: the pricing in force (asked once, before anything is read).  ``subscriptions``:
     only these (one single-partition read each, and no unallocated lines); ``None`` = all of them.
@@ -353,20 +355,24 @@ def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTa
     rows = [row for row in _read(repository, Granularity.MONTH, start, end,
                                  None if subscriptions is None else dict.fromkeys(subscriptions))
             if is_chargeable(row.subscription_id)]
-    counters: dict[str, Counters] = {}
-    costs: dict[str, Cost] = {}
+    counters: dict[tuple[str, str], Counters] = {}  # by (subscription, APIM service)
+    costs: dict[tuple[str, str], Cost] = {}
     for row, cost in zip(rows, _token_costs(rows, repository, pricing), strict=True):
-        counters[row.subscription_id] = counters.get(row.subscription_id, Counters()) + row.counters
-        costs[row.subscription_id] = costs.get(row.subscription_id, Cost()) + cost
-    ptu: dict[str, list[CostLine]] = {}
+        holder = (row.subscription_id, row.key.apim_service)
+        counters[holder] = counters.get(holder, Counters()) + row.counters
+        costs[holder] = costs.get(holder, Cost()) + cost
+    ptu: dict[tuple[str, str], list[CostLine]] = {}
     idle: dict[str, list[CostLine]] = {}
-    for _, line in ptu_month_lines(repository, pricing, start):
+    for key, line in ptu_month_lines(repository, pricing, start):
+        holder = (line.subscription_id, key.apim_service if key is not None else "")
         if line.subscription_id == UNALLOCATED_CAPACITY:
             idle.setdefault(line.deployment, []).append(line)
-        elif line.subscription_id in counters:
-            ptu.setdefault(line.subscription_id, []).append(line)
-    result = [ChargebackLine(sub, counters[sub], costs[sub] + cost_of_lines(ptu.get(sub, ())))
-              for sub in sorted(counters)]
+        elif holder in counters:
+            ptu.setdefault(holder, []).append(line)
+    result = [ChargebackLine(sub, counters[(sub, service)],
+                             costs[(sub, service)] + cost_of_lines(ptu.get((sub, service), ())),
+                             apim_service=service)
+              for sub, service in sorted(counters)]
     if subscriptions is None:
         result.extend(ChargebackLine(UNALLOCATED_CAPACITY, Counters(), cost_of_lines(idle[name]), name)
                       for name in sorted(idle))

@@ -44,7 +44,11 @@ GROUP_FIELDS = ("subscription", "product", "model", "deployment")  # groupBy fie
 # Asked for by name only (never part of the default): a subscription's cost center, looked up in the
 # subscription directory when the rows are grouped (shared.core.cost_centers; "unassigned" without one).
 COST_CENTER = "costCenter"
-ALL_GROUP_FIELDS = (COST_CENTER, *GROUP_FIELDS)
+# The APIM service (gateway) of a row ("" when none or merged).  A subscription is known by its name
+# *on its service*: wherever subscriptions are grouped, the service is grouped too (grouped_fields),
+# so two gateways' same-named subscriptions are never summed.  Asked alone: one row per gateway.
+APIM_SERVICE = "apimService"
+ALL_GROUP_FIELDS = (COST_CENTER, *GROUP_FIELDS, APIM_SERVICE)
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
 
@@ -86,6 +90,14 @@ def parse_group_by(values: Sequence[str] | None) -> tuple[str, ...]:
         if name not in known:
             raise InvalidRequestError("groupBy", f"must be any of {', '.join(ALL_GROUP_FIELDS)}, got {name!r}")
     return tuple(f for f in ALL_GROUP_FIELDS if f.lower() in names) if names else GROUP_FIELDS
+
+
+def grouped_fields(group_by: Sequence[str]) -> tuple[str, ...]:
+    """The fields rows are summed by: ``group_by``, and the APIM service after them whenever the
+    subscription is grouped (see :data:`APIM_SERVICE`)."""
+    if "subscription" in group_by and APIM_SERVICE not in group_by:
+        return (*group_by, APIM_SERVICE)
+    return tuple(group_by)
 
 
 def parse_page_size(value: int | None) -> int:
@@ -132,7 +144,7 @@ def read_usage(repository: UsageRepository, query: UsageQuery, scope: Scope | No
                                                                          query.end)]
     return sorted((row for row in rows if query.matches(row)),
                   key=lambda r: (r.period_start, r.key.subscription_id, r.key.product_id, r.key.model,
-                                 r.key.deployment))
+                                 r.key.deployment, r.key.apim_service))
 
 
 # -- grouped, costed rows -------------------------------------------------------------------------
@@ -141,7 +153,7 @@ class ReportRow:
     """One output row: a period and the values of the ``groupBy`` fields, summed over the others."""
 
     period_start: datetime
-    values: tuple[str, ...]  # one per field of the query's group_by
+    values: tuple[str, ...]  # one per field of grouped_fields(the query's group_by)
     counters: Counters
     cost: Cost
 
@@ -150,7 +162,7 @@ class ReportRow:
 
 
 _FIELD_ATTRIBUTE = {"subscription": "subscription_id", "product": "product_id", "model": "model",
-                    "deployment": "deployment"}
+                    "deployment": "deployment", APIM_SERVICE: "apim_service"}
 
 
 def _field_value(row: UsageRow, name: str) -> str:
@@ -161,7 +173,7 @@ class Grouping:
     """Rows (and their costs) summed per period x ``group_by`` values, as they are added."""
 
     def __init__(self, group_by: Sequence[str], cost_center_of: Callable[[str], str] | None = None) -> None:
-        self._group_by = tuple(group_by)
+        self._group_by = grouped_fields(group_by)
         self._cost_center_of = cost_center_of or (lambda _: UNASSIGNED)
         self._sums: dict[tuple[datetime, tuple[str, ...]], tuple[Counters, Cost]] = {}
 

@@ -15,7 +15,7 @@ from shared.core.keys import partition_key, row_key
 from shared.core.paging import Continuation, StoragePage
 from shared.core.pricing import parse_price_file
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
-from shared.services.report import Position, UsageQuery, cut_page, plan_reads, priced_blocks
+from shared.services.report import Position, UsageQuery, cut_page, grouped_fields, plan_reads, priced_blocks
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 PRICES = parse_price_file(json.dumps({"currency": "EUR", "prices": [
@@ -97,8 +97,8 @@ def expected(group_by: tuple[str, ...]) -> Tally[tuple[str, ...]]:
     out: Tally[tuple[str, ...]] = Tally()
     for row in stored_rows():
         values = {"subscription": row.key.subscription_id, "product": row.key.product_id, "model": row.key.model,
-                  "deployment": row.key.deployment}
-        out[(row.period_start.isoformat().replace("+00:00", "Z"), *(values[f] for f in group_by))] += 1
+                  "deployment": row.key.deployment, "apimService": row.key.apim_service}
+        out[(row.period_start.isoformat().replace("+00:00", "Z"), *(values[f] for f in grouped_fields(group_by)))] += 1
     return out
 
 

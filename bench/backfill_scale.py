@@ -31,7 +31,7 @@ def run(tiny: bool = False) -> list[Result]:
 
     subscriptions = 20 if tiny else int(os.environ.get("BENCH_BACKFILL_SCALE_SUBSCRIPTIONS", "10000"))
     days = 2 if tiny else int(os.environ.get("BENCH_BACKFILL_SCALE_DAYS", "30"))
-    with workdir("backfill-scale") as folder, azurite(folder) as process:
+    with workdir("backfill-scale") as folder, azurite(folder, large=True) as process:
         settings = settings_for(folder / "unused.duckdb", process.connection_string, fresh_prefix())
         source = AggregateSource(subscriptions)
         store = table_store(settings)

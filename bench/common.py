@@ -94,10 +94,12 @@ def workdir(name: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def azurite(folder: Path) -> Iterator[Any]:
+def azurite(folder: Path, large: bool = False) -> Iterator[Any]:
+    """Azurite for one bench; ``large``: millions of entities, so in memory (its periodic save to
+    disk stalls it, then breaks, at that size) with a V8 heap of up to 16 GB (~3 KB per entity)."""
     from shared.tooling.azurite_process import AzuriteProcess
 
-    with AzuriteProcess(folder / "azurite") as process:
+    with AzuriteProcess(folder / "azurite", in_memory=large, heap_mb=16_384 if large else None) as process:
         yield process
 
 

@@ -107,7 +107,7 @@ def run(tiny: bool = False) -> list[Result]:
     days = 2 if tiny else int(os.environ.get("BENCH_CSV_DAYS", "365"))
     starts = hours(START, days * 24)
     end = START + timedelta(days=days)
-    with workdir("csv-stream") as folder, azurite(folder) as process:
+    with workdir("csv-stream") as folder, azurite(folder, large=True) as process:
         from azure.data.tables import TableServiceClient
 
         store = TableStore(TableServiceClient.from_connection_string(process.connection_string), fresh_prefix(),

@@ -3,10 +3,17 @@
 Each service is its own process (``azurite-table`` / ``azurite-blob``) on its own free port, so a
 test that needs blobs starts one beside the table service without touching it.  Both run with
 ``--skipApiVersionCheck``: the blob SDK sends an API version newer than Azurite knows.
+
+Azurite keeps every entity in memory and, with a ``location``, saves the whole database to disk as
+one JSON string every few seconds: past a few million entities that save stalls its event loop
+(clients see reset connections) and finally exceeds V8's longest string.  The scale benches
+therefore run it with ``in_memory=True`` (``--inMemoryPersistence``, nothing saved) and a larger
+V8 heap (``heap_mb``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -47,13 +54,15 @@ class AzuriteProcess:
     """One Azurite service (``table`` by default, or ``blob``) on loopback, data kept under ``location``."""
 
     def __init__(self, location: Path, port: int | None = None, host: str = "127.0.0.1",
-                 service: str = "table") -> None:
+                 service: str = "table", *, in_memory: bool = False, heap_mb: int | None = None) -> None:
         if service not in SERVICES:
             raise ValueError(f"service must be one of {SERVICES}, got {service!r}")
         self.service = service
         self.location = location
         self.host = host
         self.port = port or free_port(host)
+        self.in_memory = in_memory
+        self.heap_mb = heap_mb
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,12 +81,17 @@ class AzuriteProcess:
         if shutil.which("node") is None:
             raise StorageUnavailableError("Node.js is required to run Azurite locally")
         self.location.mkdir(parents=True, exist_ok=True)
+        # in memory, --location is refused (the debug log still goes to our log file)
+        options = ["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.location)]
+        environment = dict(os.environ)
+        if self.heap_mb is not None:
+            environment["NODE_OPTIONS"] = f"{environment.get('NODE_OPTIONS', '')} --max-old-space-size={self.heap_mb}"
         with (self.location / "azurite.log").open("ab") as log:  # the child keeps its own descriptor
             self._process = subprocess.Popen(
                 [str(azurite_executable(self.service)), f"--{self.service}Host", self.host,
-                 f"--{self.service}Port", str(self.port),
-                 "--location", str(self.location), "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                 f"--{self.service}Port", str(self.port), *options,
+                 "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment)
         deadline = time.monotonic() + timeout
         while not port_open(self.port, self.host):
             if self._process.poll() is not None:

@@ -51,8 +51,8 @@ from shared.core.meters import DeploymentType, MeterPrice, Mode, PriceBook, Pric
 from shared.core.months import next_month
 from shared.core.pricing import ZERO, Cost, Price, PriceTable
 from shared.core.ptu import Reservation
-from shared.core.rate_overrides import ANY, RateOverrideBook
-from shared.core.usage import Counters, Granularity, UsageRow
+from shared.core.rate_overrides import ANY, RateOverride, RateOverrideBook
+from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
 UNCATALOGUED = "uncatalogued"
@@ -223,18 +223,21 @@ _Kinds = list[tuple[TokenKind, int, _Meter]]
 def _priced(row: UsageRow, pricing: Pricing, tier: ServiceTier) -> tuple[_Where, _Kinds] | None:
     """Each meter kind of a (uniform) row with its price as the period starts; ``None`` when the row
     has no tokens or its deployment is provisioned (its hours are priced by ``ptu_cost_lines``)."""
-    quantities = meter_quantities(row.counters)
+    return _priced_quantities(row.key, row.period_start, meter_quantities(row.counters), pricing, tier)
+
+
+def _priced_quantities(key: UsageKey, start: datetime, quantities: Mapping[TokenKind, int], pricing: Pricing,
+                       tier: ServiceTier) -> tuple[_Where, _Kinds] | None:
     if not quantities:
         return None
-    start = row.period_start
-    version = pricing.catalog.in_force(row.key.deployment, start)
+    version = pricing.catalog.in_force(key.deployment, start)
     if version is not None and version.kind is not None:
         if version.provisioned:
             return None
         return _catalogued(version, quantities, start, pricing, tier)
     if tier is ServiceTier.PRIORITY:
-        return _unpriced_priority(row, quantities, version)
-    return _fallback(row, quantities, start, pricing, version)
+        return _unpriced_priority(key, quantities, version)
+    return _fallback(key, quantities, start, pricing, version)
 
 
 def token_lines(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.DEFAULT) -> list[CostLine]:
@@ -253,7 +256,53 @@ def token_lines(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier
 def token_cost(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.DEFAULT) -> Cost:
     """What :func:`cost_of_lines` gives for :func:`token_lines` of the row, without building the lines
     (a report of thousands of rows needs only the sums)."""
-    priced = _priced(row, pricing, tier)
+    return _cost(row.key, _priced(row, pricing, tier), pricing)
+
+
+def refined_cost(key: UsageKey, rows: Iterable[UsageRow], pricing: Pricing,
+                 tier: ServiceTier = ServiceTier.DEFAULT) -> Cost:
+    """The cost of uniform ``rows`` of usage key ``key`` (the finer rows of a period), priced once per
+    stretch between two change moments instead of once per row.  Exactly the sum of
+    :func:`token_cost` of each row: every row of a stretch is priced at the same prices (nothing
+    changes between their starts), pricing is linear in each meter quantity, and the quantities are
+    summed per row as :func:`meter_quantities` gives them (so a malformed row is capped as alone)."""
+    moments = pricing.change_moments(key.deployment, key.model)
+    stretches: dict[int, tuple[datetime, dict[TokenKind, int], list[int]]] = {}
+    for row in rows:
+        slot = bisect_right(moments, row.period_start)
+        start, quantities, sums = stretches.get(slot) or (row.period_start, {}, [0] * len(_NESTED))
+        c = row.counters
+        if _nested(c):  # meter_quantities caps nothing: linear, so the counters are summed
+            for at, value in enumerate((c.prompt_tokens, c.cached_tokens, c.cached_audio_tokens,
+                                        c.audio_prompt_tokens, c.cache_write_tokens, c.completion_tokens,
+                                        c.audio_completion_tokens)):
+                sums[at] += value
+        else:
+            for kind, tokens in meter_quantities(c).items():
+                quantities[kind] = quantities.get(kind, 0) + tokens
+        stretches[slot] = (min(start, row.period_start), quantities, sums)
+    total = Cost()
+    for start, quantities, sums in stretches.values():
+        for kind, tokens in meter_quantities(Counters(**dict(zip(_NESTED, sums, strict=True)))).items():
+            quantities[kind] = quantities.get(kind, 0) + tokens
+        total = total + _cost(key, _priced_quantities(key, start, quantities, pricing, tier), pricing)
+    return total
+
+
+_NESTED = ("prompt_tokens", "cached_tokens", "cached_audio_tokens", "audio_prompt_tokens", "cache_write_tokens",
+           "completion_tokens", "audio_completion_tokens")
+
+
+def _nested(c: Counters) -> bool:
+    """Whether the counters nest as :class:`Counters` says, so :func:`meter_quantities` caps nothing."""
+    return (0 <= c.cached_audio_tokens <= c.cached_tokens and c.cached_audio_tokens <= c.audio_prompt_tokens
+            and c.cache_write_tokens >= 0
+            and c.cached_tokens + c.cache_write_tokens + c.audio_prompt_tokens - c.cached_audio_tokens
+            <= c.prompt_tokens
+            and 0 <= c.audio_completion_tokens <= c.completion_tokens)
+
+
+def _cost(key: UsageKey, priced: tuple[_Where, _Kinds] | None, pricing: Pricing) -> Cost:
     if priced is None:
         return Cost()
     where, kinds = priced
@@ -265,7 +314,7 @@ def token_cost(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.
     for kind, tokens, meter in kinds:
         if meter.contracted_price is None:
             unpriced_tokens += tokens
-            unpriced.add(f"{row.key.deployment}: {kind.value} ({meter.reason})")
+            unpriced.add(f"{key.deployment}: {kind.value} ({meter.reason})")
             continue
         quantity = _tokens_quantity(tokens)
         billed = _EXACT.multiply(meter.contracted_price, quantity)
@@ -275,8 +324,8 @@ def token_cost(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.
         by_kind[kind.value] = _EXACT.add(by_kind.get(kind.value, ZERO), billed)
         by_basis[meter.basis.value] = _EXACT.add(by_basis.get(meter.basis.value, ZERO), billed)
     by_type = {where.deployment_type or UNCATALOGUED: amount} if amount or by_kind else {}
-    return Cost(amount, unpriced_tokens, frozenset({row.key.model}) if unpriced else frozenset(), by_kind, by_type,
-                by_basis, list_amount, frozenset() if where.catalogued else frozenset({row.key.deployment}),
+    return Cost(amount, unpriced_tokens, frozenset({key.model}) if unpriced else frozenset(), by_kind, by_type,
+                by_basis, list_amount, frozenset() if where.catalogued else frozenset({key.deployment}),
                 frozenset(unpriced), pricing.price_as_of(where.catalogued))
 
 
@@ -296,16 +345,16 @@ def _line(row: UsageRow, kind: TokenKind, tokens: int, start: datetime, end: dat
         resource_id=where.resource_id, unpriced_reason=meter.reason if meter.contracted_price is None else None)
 
 
-def _fallback(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetime, pricing: Pricing,
+def _fallback(key: UsageKey, quantities: Mapping[TokenKind, int], start: datetime, pricing: Pricing,
               version: Deployment | None) -> tuple[_Where, _Kinds]:
-    slot = ("fallback-price", row.key.model, start.date())
+    slot = ("fallback-price", key.model, start.date())
     if slot not in pricing.memo:
-        pricing.memo[slot] = pricing.price_for(row.key.model, start.date())
-    price = cast(Price | None, pricing.memo[slot])
-    # The deployment type of an uncatalogued deployment is unknown: only the model's any-type family
-    # (``model|*``) and ``*|*`` can apply; a type-specific rate is never assumed to hold.
-    family = price.model if price is not None else row.key.model
-    override = pricing.overrides.find(family, ANY, start.date()) if pricing.overrides else None
+        price = pricing.price_for(key.model, start.date())
+        # The deployment type of an uncatalogued deployment is unknown: only the model's any-type family
+        # (``model|*``) and ``*|*`` can apply; a type-specific rate is never assumed to hold.
+        family = price.model if price is not None else key.model
+        pricing.memo[slot] = (price, pricing.overrides.find(family, ANY, start.date()) if pricing.overrides else None)
+    price, override = cast(tuple[Price | None, RateOverride | None], pricing.memo[slot])
     not_costed = f"SKU {version.sku!r} is not a known SKU" if version is not None else "deployment not in the catalog"
     kinds: _Kinds = []
     for kind, tokens in quantities.items():
@@ -314,23 +363,23 @@ def _fallback(row: UsageRow, quantities: Mapping[TokenKind, int], start: datetim
         if contracted is not None:
             meter = _Meter(listed, contracted, CostBasis.OVERRIDE, None, None)
         elif price is None:
-            meter = _Meter(None, None, CostBasis.PAYG, None, f"{not_costed}; no price for model {row.key.model!r}")
+            meter = _Meter(None, None, CostBasis.PAYG, None, f"{not_costed}; no price for model {key.model!r}")
         elif listed is not None:
             meter = _Meter(listed, listed, CostBasis.PAYG, None, None)
         else:
             meter = _Meter(None, None, CostBasis.PAYG, None,
                            f"{not_costed}; the price file has no {kind.value} price")
         kinds.append((kind, tokens, meter))
-    return _Where(row.key.model, None, None, None, None, False, None), kinds
+    return _Where(key.model, None, None, None, None, False, None), kinds
 
 
-def _unpriced_priority(row: UsageRow, quantities: Mapping[TokenKind, int],
+def _unpriced_priority(key: UsageKey, quantities: Mapping[TokenKind, int],
                        version: Deployment | None) -> tuple[_Where, _Kinds]:
     """Priority tokens of a deployment the catalog cannot place: the price file has no Priority
     prices, and a standard price would be a guess."""
     why = f"SKU {version.sku!r} is not a known SKU" if version is not None else "deployment not in the catalog"
     reason = f"{why}; priority tokens are priced only by a Priority retail meter"
-    return (_Where(row.key.model, None, None, Mode.PRIORITY.value, None, False, None),
+    return (_Where(key.model, None, None, Mode.PRIORITY.value, None, False, None),
             [(kind, tokens, _Meter(None, None, CostBasis.PAYG, None, reason)) for kind, tokens in quantities.items()])
 
 
@@ -363,18 +412,30 @@ def _retail(pricing: Pricing, key: PriceKey, moment: datetime) -> MeterPrice | N
 
 def _catalogued(version: Deployment, quantities: Mapping[TokenKind, int], start: datetime,
                 pricing: Pricing, tier: ServiceTier) -> tuple[_Where, _Kinds]:
+    # Every row of a version priced at the same moment has the same meters: looked up once per
+    # pricing (a month's report prices thousands of rows that start at the same moment).
+    slot = ("catalogued", id(version), tier, start)
+    found = cast(tuple[_Where, dict[TokenKind, _Meter]] | None, pricing.memo.get(slot))
+    if found is None:
+        found = pricing.memo[slot] = _catalogued_meters(version, start, pricing, tier)
+    where, meters = found
+    return where, [(kind, tokens, meters[kind]) for kind, tokens in quantities.items()]
+
+
+def _catalogued_meters(version: Deployment, start: datetime, pricing: Pricing,
+                       tier: ServiceTier) -> tuple[_Where, dict[TokenKind, _Meter]]:
+    """The meter of every token kind for ``version`` at ``start`` (kinds without a meter: unpriced)."""
     sku = version.kind
     assert sku is not None
     basis = CostBasis.BATCH if sku.mode is BillingMode.BATCH else CostBasis.PAYG
     override = pricing.overrides.find(version.model, sku.deployment_type.value, start.date())
-    kinds: _Kinds = []
+    meters: dict[TokenKind, _Meter] = {}
     mode = Mode.PRIORITY.value if tier is ServiceTier.PRIORITY else Mode.STANDARD.value
-    for kind, tokens in quantities.items():
+    for kind in TOKEN_KINDS:
         key = meter_key(version, kind, tier)
         if key is None:  # priority tokens where Azure offers no priority processing: never a guessed price
-            kinds.append((kind, tokens, _Meter(None, None, basis, None,
-                                               f"priority processing is not offered on SKU {version.sku} "
-                                               "(GlobalStandard and DataZoneStandard only)")))
+            meters[kind] = _Meter(None, None, basis, None, f"priority processing is not offered on SKU "
+                                                           f"{version.sku} (GlobalStandard and DataZoneStandard only)")
             continue
         mode = key.mode.value
         retail = _retail(pricing, key, start)
@@ -385,10 +446,10 @@ def _catalogued(version: Deployment, quantities: Mapping[TokenKind, int], start:
         else:
             meter = _Meter(list_price, list_price, basis, retail.meter_id if retail else None,
                            None if retail else f"no retail meter {key.text()} in force")
-        kinds.append((kind, tokens, meter))
+        meters[kind] = meter
     resource_id = f"{version.account}/deployments/{version.name}" if version.account.startswith("/") else None
     return _Where(version.model, version.model_version or None, sku.deployment_type.value, mode, version.region,
-                  True, resource_id), kinds
+                  True, resource_id), meters
 
 
 # -- cost of lines ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from shared.core.costing_rules import (
     cost_of_lines,
     meter_change_moments,
     period_end,
+    refined_cost,
     token_cost,
     token_lines,
 )
@@ -251,11 +252,46 @@ def _months(start: datetime, end: datetime) -> list[datetime]:
 
 def _token_costs(rows: Sequence[UsageRow], repository: UsageRepository, pricing: Pricing) -> list[Cost]:
     """Each row's token cost.  Uniform rows (nearly all) are summed directly; rows with a change inside
-    their period go through their finer rows' lines."""
+    their period are priced from their finer rows, once per stretch between changes."""
     changing = [index for index, row in enumerate(rows) if not pricing.uniform(row)]
-    refined = dict(zip(changing, token_cost_lines([rows[i] for i in changing], repository, pricing), strict=True))
-    return [cost_of_lines(refined[index], row.key.model) if index in refined else token_cost(row, pricing)
-            for index, row in enumerate(rows)]
+    refined = dict(zip(changing, _refined_costs([rows[i] for i in changing], repository, pricing), strict=True))
+    return [refined[index] if index in refined else token_cost(row, pricing) for index, row in enumerate(rows)]
+
+
+def _refined_costs(rows: Sequence[UsageRow], repository: UsageRepository, pricing: Pricing) -> list[Cost]:
+    """What ``cost_of_lines(token_cost_lines(...))`` gives for each (non-uniform) row, without a line
+    per finer row: the finer rows of a row are summed per stretch between two change moments and
+    priced once (:func:`refined_cost`; a month whose SKU changed once costs two pricings, not 31)."""
+    out: list[Cost] = [Cost() for _ in rows]
+    coarse: dict[Granularity, list[int]] = {}
+    for index, row in enumerate(rows):
+        coarse.setdefault(row.granularity, []).append(index)
+    for granularity, indexes in coarse.items():
+        parents = [rows[i] for i in indexes]
+        first = min(r.period_start for r in parents)
+        last = max(period_end(granularity, r.period_start) for r in parents)
+        children = _read(repository, _FINER[granularity], first, last, {r.subscription_id for r in parents})
+        wanted = {(r.period_start, r.key) for r in parents}
+        parent_start: dict[datetime, datetime] = {}  # few distinct child starts: each mapped once
+        by_parent: dict[tuple[datetime, UsageKey], list[UsageRow]] = {}
+        for child in children:
+            start = parent_start.get(child.period_start)
+            if start is None:
+                start = parent_start[child.period_start] = granularity.period_start(child.period_start)
+            slot = (start, child.key)
+            if slot in wanted:
+                by_parent.setdefault(slot, []).append(child)
+        uneven = [child for found in by_parent.values() for child in found if not pricing.uniform(child)]
+        finer = dict(zip(map(id, uneven), _refined_costs(uneven, repository, pricing), strict=True))
+        for index in indexes:
+            row = rows[index]
+            found = by_parent.get((row.period_start, row.key))
+            if not found:
+                out[index] = cost_of_lines(_missing_finer(row, pricing), row.key.model)
+                continue
+            even = refined_cost(row.key, (c for c in found if id(c) not in finer), pricing)
+            out[index] = sum_costs([even, *(finer[id(c)] for c in found if id(c) in finer)]) if finer else even
+    return out
 
 
 def usage_costs(rows: Sequence[UsageRow], repository: UsageRepository, table: PriceTable) -> list[Cost]:

@@ -21,7 +21,9 @@ TEST_API_KEY = "test-api-key-0123456789"
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteProcess]:
-    with AzuriteProcess(tmp_path_factory.mktemp("azurite")) as process:
+    # In memory: the session's tables only grow, and a saved-to-disk Azurite rewrites all of them
+    # every few seconds (tests that restart Azurite start their own, with a location).
+    with AzuriteProcess(tmp_path_factory.mktemp("azurite"), in_memory=True) as process:
         yield process
 
 

@@ -8,14 +8,16 @@ command line; the usage CSV streamed by :func:`usage_csv`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
+from operator import attrgetter
 
 from shared.core.access import Scope
 from shared.core.alerting import alert_document
 from shared.core.costing_rules import Pricing
-from shared.core.csv_cells import csv_lines, quoted_csv
+from shared.core.csv_cells import csv_lines, csv_rows, quoted_csv, text_cell
 from shared.core.meters import meter_price_record
 from shared.core.moments import iso
 from shared.core.pricing import ZERO, Cost, PriceTable, money_text
@@ -152,7 +154,69 @@ def usage_csv(report: UsageRows) -> Iterator[str]:
     columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
                *(camel(name) for name in COUNTER_NAMES), "cost", "currency", "unpricedTokens", *SPLIT_COLUMNS,
                *implied]
-    return csv_chunks(columns, (_cells(_grouped_row(row, query.group_by, report.currency)) for row in report.rows))
+    return csv_rows(columns, _usage_csv_rows(report.rows, len(query.group_by), report.currency))
+
+
+_ZERO_MONEY = money_text(ZERO)
+_COUNTERS = attrgetter(*COUNTER_NAMES)
+
+
+@lru_cache(maxsize=4096)  # a row repeats its amount in several columns (cost, list cost, its type, its basis)
+def _money(amount: Decimal) -> str:
+    return money_text(amount)  # equal amounts have one text (normalized): caching by value is exact
+
+
+def _split_maker(split: Mapping[str, tuple[str, ...]]) -> Callable[[Mapping[str, Decimal]], list[str]]:
+    """The cells of one part of :func:`cost_split` (columns in ``split``'s order): the same sum per
+    column, so the same text, computed only for the columns a key of the cost falls in (most
+    columns of most rows are zero)."""
+    keys_of = tuple(split.values())
+    column_of = {key: index for index, keys in enumerate(keys_of) for key in keys}
+    zeros = [_ZERO_MONEY] * len(keys_of)
+
+    def cells(values: Mapping[str, Decimal]) -> list[str]:
+        out = zeros.copy()
+        for key, amount in values.items():
+            column = column_of.get(key)
+            if column is not None:
+                keys = keys_of[column]  # the same sum as cost_split's, so the same text
+                summed = ZERO + amount if len(keys) == 1 else sum((values.get(k, ZERO) for k in keys), ZERO)
+                out[column] = _money(summed)
+        return out
+
+    return cells
+
+
+_KIND_CELLS = _split_maker(SPLIT_KINDS)
+_TYPE_CELLS = _split_maker({column: (kind,) for column, kind in SPLIT_TYPES.items()})
+_BASIS_CELLS = _split_maker({column: (basis,) for column, basis in SPLIT_BASES.items()})
+
+
+def _usage_csv_rows(rows: Iterable[ReportRow], keyed: int, currency: str) -> Iterator[list[str]]:
+    """The cells of :func:`usage_csv`, column by column: exactly what ``csv_chunks`` makes of
+    :func:`_grouped_row` (the same texts through the same cell rules), without building a record
+    per row — the all-subscription month CSV writes tens of thousands of rows.  ``keyed``: the
+    grouped values written after the period; the others (implied by them) go last."""
+    currency_cell = text_cell(currency)
+    periods: dict[datetime, str] = {}
+    for row in rows:
+        period = periods.get(row.period_start)
+        if period is None:
+            period = periods[row.period_start] = text_cell(iso(row.period_start))
+        cost = row.cost
+        by_basis = cost.by_basis
+        values = row.values
+        yield [
+            period, *map(text_cell, values[:keyed]), *map(str, _COUNTERS(row.counters)),
+            _money(cost.amount), currency_cell, str(cost.unpriced_tokens),
+            *_KIND_CELLS(cost.by_kind), *_TYPE_CELLS(cost.by_deployment_type), *_BASIS_CELLS(by_basis),
+            text_cell(";".join(basis for basis in SPLIT_BASES.values() if by_basis.get(basis))),
+            _money(cost.list_amount),
+            text_cell(cost.price_as_of.isoformat()) if cost.price_as_of else "",
+            text_cell(";".join(sorted(cost.uncatalogued))),
+            text_cell(";".join(sorted(cost.unpriced_meters))),
+            *map(text_cell, values[keyed:]),
+        ]
 
 
 def usage_csv_filename(report: UsageReport | UsageRows) -> str:

@@ -22,6 +22,7 @@ import io
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 # Control characters (category Cc) and line / paragraph separators (Zl, Zp): all of them, and all but tab and CR.
 _REMOVED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -51,6 +52,15 @@ def safe_cell(text: str) -> str:
     return _REMOVED.sub("", neutralised)
 
 
+@lru_cache(maxsize=16_384)  # a report repeats few texts (periods, products, models, currency) on every row
+def text_cell(text: str) -> str:
+    """The cell of a text value in a column that is not declared numeric: a plain number as it is,
+    anything else through :func:`safe_cell`."""
+    if _PLAIN_NUMBER.fullmatch(text):
+        return text
+    return safe_cell(text)
+
+
 def cell(value: object, numeric: bool) -> str:
     if value is None:
         return ""
@@ -59,20 +69,24 @@ def cell(value: object, numeric: bool) -> str:
     if isinstance(value, int):
         return str(value)
     text = format(value, "f") if isinstance(value, Decimal) else str(value)
-    if numeric or _PLAIN_NUMBER.fullmatch(text):
-        return text
-    return safe_cell(text)
+    return text if numeric else text_cell(text)
 
 
 def csv_lines(header: Sequence[str], records: Iterable[Mapping[str, object]],
               numeric: Collection[str] = ()) -> Iterator[str]:
     """The CSV text in pieces of about :data:`CHUNK` characters (the header first), written as the
     records come: memory holds one piece, whatever the number of records."""
+    return csv_rows(header, ([cell(record.get(name), name in numeric) for name in header] for record in records))
+
+
+def csv_rows(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Iterator[str]:
+    """:func:`csv_lines` of rows whose cells are made already (by :func:`cell` / :func:`text_cell`, or
+    known to be plain numbers): the fast path of an output that builds its cells column by column."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerow(header)
-    for record in records:
-        writer.writerow([cell(record.get(name), name in numeric) for name in header])
+    for row in rows:
+        writer.writerow(row)
         if buffer.tell() >= CHUNK:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -13,13 +13,15 @@ grouped without looking further: one subscription's period when the subscription
 only one is read) — rows are then listed subscription by subscription, period by period — and a
 window of periods of every subscription read when rows of several subscriptions are summed
 (:data:`MERGE_WINDOWS`; rows then go period by period).  Memory holds one block and one storage
-page, whatever the range; a page of the report resumes from a :class:`Position` (the read, the
-Table continuation of the storage page where its block starts, the block, the last row sent).
+page (two for the CSV, which fetches the next page while it prices one), whatever the range; a
+page of the report resumes from a :class:`Position` (the read, the Table continuation of the
+storage page where its block starts, the block, the last row sent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -322,10 +324,15 @@ class Position:
 
 def priced_blocks(pages: UsagePages, repository: UsageRepository, table: PriceTable, query: UsageQuery,
                   plan: ReadPlan, resume: Position | None = None, *,
-                  cost_center_of: Callable[[str], str] | None = None) -> Iterator[tuple[Position, list[ReportRow]]]:
+                  cost_center_of: Callable[[str], str] | None = None,
+                  read_ahead: bool = False) -> Iterator[tuple[Position, list[ReportRow]]]:
     """Every block from ``resume`` on (the whole result without), in storage order: its grouped,
     costed rows sorted by period then values, and the position of its start.  The rows of a block
-    already partly sent (``resume.after``) are left out up to the last one sent."""
+    already partly sent (``resume.after``) are left out up to the last one sent.
+
+    ``read_ahead``: fetch each storage page while the one before is priced (:func:`read_ahead`), for
+    a caller that reads on to the end anyway (the CSV); a page of the JSON report stops early and
+    would fetch a page for nothing."""
     grouping = Grouping(query.group_by, cost_center_of)
     current: tuple[str, ...] | None = None
     start: Position | None = None
@@ -341,7 +348,8 @@ def priced_blocks(pages: UsagePages, repository: UsageRepository, table: PriceTa
         read = plan.reads[index]
         resumed = resume is not None and index == first
         continuation = resume.continuation if resume is not None and resumed else None
-        for page in pages.pages(read.subscription, query.granularity, read.start, read.end, continuation):
+        fetched = pages.pages(read.subscription, query.granularity, read.start, read.end, continuation)
+        for page in read_ahead_of(fetched) if read_ahead else fetched:
             kept = [row for row in page.rows if query.matches(row)
                     and (plan.keep is None or row.key.subscription_id in plan.keep)]
             if resumed and resume is not None:  # rows before the resumed block were sent already
@@ -363,6 +371,23 @@ def priced_blocks(pages: UsagePages, repository: UsageRepository, table: PriceTa
             current = start = None
 
 
+def read_ahead_of(pages: Iterator[StoragePage]) -> Iterator[StoragePage]:
+    """``pages``, each fetched (in a thread) while the caller works on the one before: the storage
+    round trip of the next page overlaps the pricing, grouping and writing of this one, instead of
+    adding to it.  Memory: one page more.  Stopped early, it waits for the fetch in flight."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-read-ahead") as fetcher:
+        try:
+            following = fetcher.submit(next, pages, None)
+            while (page := following.result()) is not None:
+                following = fetcher.submit(next, pages, None)
+                yield page
+        finally:
+            fetcher.shutdown(wait=True)  # no fetch in flight before the reader is closed
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+
 def _rows_of(blocks: Iterable[tuple[Position, list[ReportRow]]]) -> Iterator[ReportRow]:
     for _, rows in blocks:
         yield from rows
@@ -370,8 +395,9 @@ def _rows_of(blocks: Iterable[tuple[Position, list[ReportRow]]]) -> Iterator[Rep
 
 def every_row(pages: UsagePages, repository: UsageRepository, table: PriceTable, query: UsageQuery,
               plan: ReadPlan, *, cost_center_of: Callable[[str], str] | None = None) -> Iterator[ReportRow]:
-    """The whole result, as it is read (CSV)."""
-    return _rows_of(priced_blocks(pages, repository, table, query, plan, cost_center_of=cost_center_of))
+    """The whole result, as it is read (CSV), the next storage page fetched while one is priced."""
+    return _rows_of(priced_blocks(pages, repository, table, query, plan, cost_center_of=cost_center_of,
+                                  read_ahead=True))
 
 
 @dataclass

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ from shared.ports import (
 )
 from shared.queries import Query, load
 from shared.services import telemetry
+from shared.services.write_behind import WriteBehind
 
 WATERMARK_NAME = "usage-rollup"
 USAGE_QUERIES = {"llmlog": "usage_by_subscription", "auto": "usage_by_subscription",
@@ -51,6 +52,7 @@ USAGE_QUERIES = {"llmlog": "usage_by_subscription", "auto": "usage_by_subscripti
 Progress = Callable[[Window], None]
 READS_IN_FLIGHT = 8  # per-subscription reads of the derive step in flight at once
 READ_AHEAD = 256  # ... and read ahead of their use (memory: that many subscriptions' rows)
+WRITE_BATCH = 1_000  # subscriptions per write: the next batch is read while this one is written
 TARGET_ROWS = 200_000  # result rows per query: 40 % of Log Analytics' 500,000-row cap
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class RollupService:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  lease: WriterLease | None = None, quarantine: QuarantineRepository | None = None,
                  state: RollupState | None = None, on_quarantine: Callable[[int], None] | None = None,
-                 target_rows: int = TARGET_ROWS) -> None:
+                 target_rows: int = TARGET_ROWS, write_batch: int = WRITE_BATCH) -> None:
         self.source = source
         self.usage = usage
         self.watermarks = watermarks
@@ -131,6 +133,7 @@ class RollupService:
         self.lease, self.quarantine, self.state = lease, quarantine, state
         self.on_quarantine = on_quarantine  # told the quarantine count after each run (the alert)
         self.target_rows = target_rows
+        self.write_batch = max(1, write_batch)
         self._densest = 0.0  # result rows per hour of log, the most any chunk of this run saw
 
     def run(self, progress: Progress | None = None) -> RollupResult:
@@ -265,27 +268,63 @@ class RollupService:
                 rows = usage_rows(records, self.merge_apim_services)
                 requests += sum(row.counters.requests for row in rows)
                 unmetered += sum(row.counters.unmetered_requests for row in rows)
-                day_rows, emptied = self._derive_days(rows, chunk)
-                # One write for both: a subscription's hours and days share its partition, so they go
-                # in the same transactions (one round trip per subscription and chunk, not two).
-                self._confirm_writer()  # a run that lost the lease stops before writing
-                self.usage.upsert(rows + emptied + day_rows)
+                days, touched, month_rows = self._write_chunk(rows, chunk, months_per_chunk)
                 hourly_written += len(rows)
-                derived_written += len(day_rows)
-                touched = touched_periods(day_rows, Granularity.MONTH)
-                if months_per_chunk:
-                    derived_written += self._derive_months(touched)
-                else:
-                    months |= touched
+                derived_written += days + month_rows
+                months |= touched
                 queries += 1
                 rows_read += len(records)
                 span.set("rows_read", len(records))
                 span.set("hourly_rows_written", len(rows))
                 if chunk_done:
                     chunk_done(chunk)
-        derived_written += self._derive_months(months)
+        if not months_per_chunk:
+            derived_written += self._derive_months(months)
         return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began,
                             requests=requests, unmetered_requests=unmetered)
+
+    def _write_chunk(self, hourly: list[UsageRow], chunk: Window,
+                     with_months: bool) -> tuple[int, set[tuple[str, datetime]], int]:
+        """The chunk's hours, their days and (``with_months``) months written, a batch of
+        ``write_batch`` subscriptions at a time, each batch's reads overlapping the writes of the
+        batch before (:class:`WriteBehind`).  Returns (day rows written, the (subscription, month)
+        pairs touched, month rows written); returns only once every write succeeded.
+
+        A subscription's hours and days share its partition: they go in one write (one round trip
+        per subscription and chunk, not two).  Its months are read from its stored days, so they
+        are read once that write is done, while the next batch's is in flight.
+        """
+        by_subscription: dict[str, list[UsageRow]] = {}
+        for row in hourly:
+            by_subscription.setdefault(row.subscription_id, []).append(row)
+        subscriptions = sorted(by_subscription)
+        days_written = 0
+        months: set[tuple[str, datetime]] = set()
+        month_writes: list[Future[int]] = []
+        # the writer lease is confirmed before each write, in the writing thread: a run that lost it
+        # stops before writing
+        with WriteBehind[UsageRow](self.usage.upsert, self._confirm_writer) as writes:
+            previous: tuple[Future[int], set[tuple[str, datetime]]] | None = None
+            for first in range(0, len(subscriptions), self.write_batch):
+                batch = [row for sub in subscriptions[first:first + self.write_batch] for row in by_subscription[sub]]
+                day_rows, emptied = self._derive_days(batch, chunk)  # reads, while the last batch is written
+                written = writes.submit(batch + emptied + day_rows)
+                days_written += len(day_rows)
+                touched = touched_periods(day_rows, Granularity.MONTH)
+                months |= touched
+                if with_months and previous is not None:
+                    month_writes.append(self._write_months(writes, *previous))
+                previous = (written, touched)
+            if with_months and previous is not None:
+                month_writes.append(self._write_months(writes, *previous))
+            writes.drain()
+        return days_written, months, sum(write.result() for write in month_writes)
+
+    def _write_months(self, writes: WriteBehind[UsageRow], days_written: Future[int],
+                      touched: set[tuple[str, datetime]]) -> Future[int]:
+        """The months of a batch whose days are being written: read once they are stored."""
+        days_written.result()  # its days stored (a failed write raises here: nothing derived from it)
+        return writes.submit(self._month_rows(touched))
 
     def _derive_days(self, hourly: list[UsageRow], chunk: Window) -> tuple[list[UsageRow], list[UsageRow]]:
         """Day rows of the days ``hourly`` (the chunk's fresh hours, not yet written) touches, and
@@ -334,13 +373,22 @@ class RollupService:
             for first in range(0, len(reads), READ_AHEAD):
                 yield from pool.map(lambda read: self.usage.read(*read), reads[first:first + READ_AHEAD])
 
-    def _derive_months(self, months: set[tuple[str, datetime]]) -> int:
+    def _month_rows(self, months: set[tuple[str, datetime]]) -> list[UsageRow]:
         """Month rows recomputed from the stored day rows of each touched (subscription, month)."""
         month_rows: list[UsageRow] = []
         reads = [(subscription, Granularity.DAY, month, next_month(month)) for subscription, month in sorted(months)]
         for stored in self._read_each(reads):
             month_rows.extend(merge(stored, Granularity.MONTH))
-        if month_rows:
-            self._confirm_writer()
-        return self.usage.upsert(month_rows)
+        return month_rows
+
+    def _derive_months(self, months: set[tuple[str, datetime]]) -> int:
+        """:meth:`_month_rows` written, ``write_batch`` subscriptions' months at a time, each batch
+        read while the one before is written.  Returns the month rows written."""
+        ordered = sorted(months)
+        with WriteBehind[UsageRow](self.usage.upsert, self._confirm_writer) as writes:
+            for first in range(0, len(ordered), self.write_batch):
+                month_rows = self._month_rows(set(ordered[first:first + self.write_batch]))
+                if month_rows:
+                    writes.submit(month_rows)
+            return writes.drain()
 

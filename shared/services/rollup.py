@@ -330,39 +330,37 @@ class RollupService:
         """Day rows of the days ``hourly`` (the chunk's fresh hours, not yet written) touches, and
         the stored hours of those days to be emptied.
 
-        A day the chunk covers entirely is summed from the chunk's own hours (the query just
-        recomputed all of them); a day it covers in part is summed from its stored hours outside the
-        chunk and the chunk's fresh hours inside it (what storage holds once the chunk is written).
-        A stored hour inside the chunk under a key the query no longer returns (a row stored before
-        the APIM service was part of the key, say) is stale: it is written again with zero counts
-        (emptied), so neither that day nor any hourly read counts its requests twice.
+        The chunk's hours are the truth: a day is summed from its stored hours outside the chunk (none
+        when the chunk covers it whole) and the chunk's fresh hours inside it (what storage holds once
+        the chunk is written).  A stored hour inside the chunk under a key the query no longer returns
+        (a row stored before the APIM service was part of the key, say) is stale: it is written again
+        with zero counts (emptied), so neither that day nor any hourly read counts its requests twice.
+        Scheduled runs and backfills alike, whether the chunk covers the day whole or in part: every
+        touched (subscription, day) has its stored hours read, so any window rerun converges to the
+        query's rows.  Only those (subscription, day)s: a subscription the query returns nothing for
+        that day keeps its stored hours (logs past retention must not empty the rows they made).
         """
         fresh: dict[tuple[str, datetime], list[UsageRow]] = {}
         for row in hourly:
             fresh.setdefault((row.subscription_id, Granularity.DAY.period_start(row.period_start)), []).append(row)
-        def covered(day: datetime) -> bool:
-            return chunk.start <= day and day + timedelta(days=1) <= chunk.end
-
         # read ahead, in the order of the loop below
         stored_hours = self._read_each([(subscription, Granularity.HOUR, day, day + timedelta(days=1))
-                                        for subscription, day in sorted(fresh) if not covered(day)])
+                                        for subscription, day in sorted(fresh)])
+        # Every hour the chunk touches was recomputed whole (its first hour starts the chunk; its
+        # last, partial one holds at least what an earlier, shorter run stored).
+        first_hour = floor_hour(chunk.start)
         days: list[UsageRow] = []
         emptied: list[UsageRow] = []
-        for (_, day), rows in sorted(fresh.items(), key=lambda item: item[0]):
-            if not covered(day):
-                stored = next(stored_hours)
-                recomputed = {(row.period_start, row.key) for row in rows}
-                # Every hour the chunk touches was recomputed whole (its first hour starts the chunk;
-                # its last, partial one holds at least what an earlier, shorter run stored).
-                first_hour = floor_hour(chunk.start)
-                outside = [row for row in stored if not first_hour <= row.period_start < chunk.end]
-                stale = [replace(row, counters=Counters()) for row in stored
-                         if first_hour <= row.period_start < chunk.end and (row.period_start, row.key) not in recomputed
-                         and row.counters != Counters()]
-                emptied.extend(stale)
-                # an emptied hour stays in the sum (as zero), so its key's day row is recomputed, not left stale
-                rows = outside + stale + rows
-            days.extend(merge(rows, Granularity.DAY))
+        for _, rows in sorted(fresh.items(), key=lambda item: item[0]):
+            stored = next(stored_hours)
+            recomputed = {(row.period_start, row.key) for row in rows}
+            outside = [row for row in stored if not first_hour <= row.period_start < chunk.end]
+            stale = [replace(row, counters=Counters()) for row in stored
+                     if first_hour <= row.period_start < chunk.end and (row.period_start, row.key) not in recomputed
+                     and row.counters != Counters()]
+            emptied.extend(stale)
+            # an emptied hour stays in the sum (as zero), so its key's day row is recomputed, not left stale
+            days.extend(merge(outside + stale + rows, Granularity.DAY))
         return days, emptied
 
     def _read_each(self, reads: list[tuple[str, Granularity, datetime, datetime]]) -> Iterator[list[UsageRow]]:

@@ -19,18 +19,28 @@ __all__ = ["alert_lines", "chargeback_csv", "chargeback_text", "grant_lines", "p
 
 
 def chargeback_text(report: Chargeback) -> str:
-    """A table for people: one line per subscription, a total, and the models that had no price."""
-    header = (f"{'subscription':<24}{'requests':>10}{'prompt':>13}{'cached':>12}{'completion':>13}"
-              f"{'total':>14}{'cost ' + report.currency:>14}{'unpriced':>12}")
+    """A table for people: one line per subscription, a total, and the models that had no price.
+
+    With several APIM services, a line is per subscription *and* service (two gateways' subscriptions
+    of the same name are two lines): an ``apim service`` column then tells them apart.  It is left out
+    when no line names a service (one gateway, or services merged), so that table looks as it did.
+    """
+    services = any(ln.apim_service for ln in report.lines)
+    service_width = max([len("apim service"), *(len(ln.apim_service) for ln in report.lines)]) + 2
+    header = (f"{'subscription':<24}{'apim service':<{service_width}}" if services else f"{'subscription':<24}") + (
+        f"{'requests':>10}{'prompt':>13}{'cached':>12}{'completion':>13}"
+        f"{'total':>14}{'cost ' + report.currency:>14}{'unpriced':>12}")
     out = [f"chargeback {report.month:%Y-%m} (prices: {report.price_source})", header, "-" * len(header)]
 
-    def line(name: str, c: Counters, cost: Cost) -> str:
-        return (f"{name:<24}{c.requests:>10}{c.prompt_tokens:>13}{c.cached_tokens:>12}{c.completion_tokens:>13}"
+    def line(name: str, apim_service: str, c: Counters, cost: Cost) -> str:
+        # a name longer than its column keeps a space before the next one (two names never run together)
+        label = f"{name:<23} " + (f"{apim_service:<{service_width}}" if services else "")
+        return (f"{label}{c.requests:>10}{c.prompt_tokens:>13}{c.cached_tokens:>12}{c.completion_tokens:>13}"
                 f"{c.total_tokens:>14}{display(cost.amount):>14}{cost.unpriced_tokens:>12}")
 
-    out.extend(line(ln.subscription_id, ln.counters, ln.cost) for ln in report.lines)
+    out.extend(line(ln.subscription_id, ln.apim_service, ln.counters, ln.cost) for ln in report.lines)
     out.append("-" * len(header))
-    out.append(line("TOTAL", report.total_counters, report.total_cost))
+    out.append(line("TOTAL", "", report.total_counters, report.total_cost))
     unpriced = sorted(report.total_cost.unpriced_models)
     if unpriced:
         out.append(f"unpriced models (tokens not in cost): {', '.join(unpriced)}")

@@ -74,6 +74,9 @@ class CostLine:
     # The reservation (its Azure id) covering this provisioned hour, fully or in part; None for
     # on-demand lines. A FOCUS row with it is PricingCategory=Committed (shared.core.focus).
     commitment_discount_id: str | None = None
+    # The APIM service (gateway) of the usage the line charges: two gateways' subscriptions of the same
+    # name are different teams' lines.  "" when the usage names none (one gateway, or services merged).
+    apim_service: str = ""
 
     @property
     def billed_cost(self) -> Decimal | None:

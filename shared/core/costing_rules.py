@@ -342,7 +342,8 @@ def _line(row: UsageRow, kind: TokenKind, tokens: int, start: datetime, end: dat
         contracted_cost=_times(meter.contracted_price, quantity), cost_basis=meter.basis,
         allocation_method=AllocationMethod.METERED, price_as_of=pricing.price_as_of(where.catalogued),
         currency=pricing.currency, catalogued=where.catalogued, meter_id=meter.meter_id,
-        resource_id=where.resource_id, unpriced_reason=meter.reason if meter.contracted_price is None else None)
+        resource_id=where.resource_id, unpriced_reason=meter.reason if meter.contracted_price is None else None,
+        apim_service=row.key.apim_service)
 
 
 def _fallback(key: UsageKey, quantities: Mapping[TokenKind, int], start: datetime, pricing: Pricing,

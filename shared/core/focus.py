@@ -100,8 +100,8 @@ RECOMMENDED = _columns(
 CUSTOM = _columns(
     "Custom",
     ("x_ApimSubscription", "String", False), ("x_ApimSubscriptionName", "String", True),
-    ("x_ApimProduct", "String", True), ("x_CostCenter", "String", True), ("x_CostCenterOwner", "String", True),
-    ("x_BusinessUnit", "String", True),
+    ("x_ApimService", "String", True), ("x_ApimProduct", "String", True), ("x_CostCenter", "String", True),
+    ("x_CostCenterOwner", "String", True), ("x_BusinessUnit", "String", True),
     ("x_Deployment", "String", False), ("x_Model", "String", False), ("x_ModelVersion", "String", True),
     ("x_DeploymentType", "String", True), ("x_BillingMode", "String", True), ("x_TokenKind", "String", False),
     ("x_AllocationMethod", "String", False), ("x_CostBasis", "String", False), ("x_PriceAsOf", "String", True),
@@ -306,6 +306,7 @@ def focus_row(line: CostLine, billing_period_start: datetime, billing_period_end
         "ServiceSubcategory": SERVICE_SUBCATEGORY,
         "x_ApimSubscription": line.subscription_id,
         "x_ApimSubscriptionName": center.display_name,
+        "x_ApimService": line.apim_service or None,
         "x_ApimProduct": line.product_id or None,
         "x_CostCenter": center.cost_center,
         "x_CostCenterOwner": center.owner,

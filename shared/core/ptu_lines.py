@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -239,8 +239,9 @@ def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, De
         else:
             shares = [(None, "", line.cost)]
         for key, product, cost in shares:
-            out.append((key, _cost_line(line, version, pricing, product, cost, rate, reserved,
-                                        hour_totals.get(line.hour), ptu_hours, charge_start, charge_end)))
+            cost_line = _cost_line(line, version, pricing, product, cost, rate, reserved, hour_totals.get(line.hour),
+                                   ptu_hours, charge_start, charge_end)
+            out.append((key, replace(cost_line, apim_service=key.apim_service) if key is not None else cost_line))
     return out
 
 

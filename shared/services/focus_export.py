@@ -1,7 +1,7 @@
 """A month of cost as a FOCUS 1.2 dataset (:mod:`shared.core.focus`), for finance tools and FinOps hubs.
 
 The rows are the month's cost lines (:func:`shared.services.costing.month_cost_lines`): one per
-APIM subscription × product × deployment × model × meter kind × day (an hour where a price or the
+APIM subscription × APIM service × product × deployment × model × meter kind × day (an hour where a price or the
 deployment changes inside the day), one per subscription × provisioned deployment × hour for the
 PTU allocation, and one per provisioned deployment × hour for its idle (``unallocated-capacity``)
 capacity. The chargeback of the same month is built from the same lines, so the sum of
@@ -47,8 +47,8 @@ class FocusExport:
 
 
 def _order(line: CostLine) -> tuple[object, ...]:
-    return (line.charge_start, line.subscription_id.lower(), line.deployment.lower(), line.product_id, line.model,
-            line.token_kind)
+    return (line.charge_start, line.subscription_id.lower(), line.apim_service, line.deployment.lower(),
+            line.product_id, line.model, line.token_kind)
 
 
 def month_focus(repository: UsageRepository, prices: Callable[[], PriceTable], month: datetime,

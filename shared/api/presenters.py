@@ -136,7 +136,7 @@ def usage_json(report: UsageReport) -> dict[str, object]:
         "granularity": query.granularity.value,
         "subscriptions": list(query.subscriptions),
         "filters": {"product": list(query.products), "model": list(query.models),
-                    "deployment": list(query.deployments)},
+                    "deployment": list(query.deployments), "apimService": list(query.apim_services)},
         "groupBy": list(query.group_by),
         "rows": [_grouped_row(row, query.group_by, report.currency) for row in report.page],
         "totals": dict(report.totals),

@@ -79,6 +79,9 @@ def usage(
     product: Annotated[list[str] | None, Query(description=f"only these APIM products; {FILTER_HELP}")] = None,
     model: Annotated[list[str] | None, Query(description=f"only these models; {FILTER_HELP}")] = None,
     deployment: Annotated[list[str] | None, Query(description=f"only these deployments; {FILTER_HELP}")] = None,
+    apim_service: Annotated[list[str] | None, Query(
+        alias="apimService", description=f"only these APIM services (gateways; case-insensitive); {FILTER_HELP}",
+    )] = None,
     start: Annotated[str | None, Query(alias="from", description=FROM_HELP)] = None,
     end: Annotated[str | None, Query(alias="to", description=TO_HELP)] = None,
     granularity: Annotated[str | None, Query(description="hour, day (default) or month")] = None,
@@ -96,7 +99,7 @@ def usage(
 ) -> Response:
     as_csv = presenters.wants_csv(format)
     request = UsageRequest(subscription, product, model, deployment, start, end, granularity, group_by, page_size,
-                           next_token)
+                           next_token, apim_service)
     cost_centers = cost_center_lookup(directory)  # the directory is read only for groupBy=costCenter
     if as_csv:
         rows = usage_rows(request, scope, now, store, pages, prices.current, cost_center_of=cost_centers)

@@ -65,11 +65,13 @@ class UsageQuery:
     models: tuple[str, ...] = ()
     deployments: tuple[str, ...] = ()
     group_by: tuple[str, ...] = field(default=GROUP_FIELDS)
+    apim_services: tuple[str, ...] = ()  # lower-cased, as the rows store them
 
     def matches(self, row: UsageRow) -> bool:
         return ((not self.products or row.key.product_id in self.products)
                 and (not self.models or row.key.model in self.models)
-                and (not self.deployments or row.key.deployment in self.deployments))
+                and (not self.deployments or row.key.deployment in self.deployments)
+                and (not self.apim_services or row.key.apim_service in self.apim_services))
 
 
 
@@ -113,7 +115,7 @@ def parse_page_size(value: int | None) -> int:
 def parse_usage_query(subscriptions: Sequence[str] | None, start: str | None, end: str | None,
                       granularity: str | None, now: datetime, *, products: Sequence[str] | None = None,
                       models: Sequence[str] | None = None, deployments: Sequence[str] | None = None,
-                      group_by: Sequence[str] | None = None) -> UsageQuery:
+                      group_by: Sequence[str] | None = None, apim_services: Sequence[str] | None = None) -> UsageQuery:
     """``from`` is inclusive; a date-only ``to`` includes that whole day, a datetime ``to`` is exclusive.
 
     Defaults: month to date, daily rows, every key field kept.
@@ -125,7 +127,9 @@ def parse_usage_query(subscriptions: Sequence[str] | None, start: str | None, en
     begin, finish = parse_range(start, end, now, lambda _: month_start(now))
     return UsageQuery(_names(subscriptions, "subscription"), grain.period_start(begin), finish, grain,
                       _names(products, "product"), _names(models, "model"), _names(deployments, "deployment"),
-                      parse_group_by(group_by))
+                      parse_group_by(group_by),
+                      # APIM service names are case-insensitive, stored lower-cased
+                      tuple(dict.fromkeys(name.lower() for name in _names(apim_services, APIM_SERVICE))))
 
 
 def read_usage(repository: UsageRepository, query: UsageQuery, scope: Scope | None = None) -> list[UsageRow]:

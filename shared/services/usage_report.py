@@ -55,6 +55,7 @@ class UsageRequest:
     group_by: Sequence[str] | None = None
     page_size: int | None = None
     next_token: str | None = None
+    apim_services: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,15 @@ def _digest(query: UsageQuery, start: str | None, end: str | None) -> str:
     return query_digest({"subscription": sorted(query.subscriptions), "product": sorted(query.products),
                          "model": sorted(query.models), "deployment": sorted(query.deployments),
                          "from": (start or "").strip(), "to": (end or "").strip(),
-                         "granularity": query.granularity.value, "groupBy": list(query.group_by)})
+                         "granularity": query.granularity.value, "groupBy": list(query.group_by),
+                         # only when given: a token issued before this filter existed stays valid
+                         **({"apimService": sorted(query.apim_services)} if query.apim_services else {})})
 
 
 def _query(request: UsageRequest, now: datetime) -> UsageQuery:
     return parse_usage_query(request.subscriptions, request.start, request.end, request.granularity, now,
                              products=request.products, models=request.models, deployments=request.deployments,
-                             group_by=request.group_by)
+                             group_by=request.group_by, apim_services=request.apim_services)
 
 
 def usage_report(request: UsageRequest, scope: Scope, now: datetime, repository: UsageRepository,

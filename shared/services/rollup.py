@@ -10,6 +10,11 @@ confirms it before every chunk it writes, so a run whose query is older than ano
 never overwrite them.  Rows Table Storage refuses are quarantined by the store and retried by the
 next runs; they never stop the window (``QuarantineRepository``).
 
+A chunk is written a batch of subscriptions at a time, and the reads of the next batch (stored
+hours of partly covered days, days of touched months) run while the previous batch's writes are in
+flight (:mod:`shared.services.write_behind`); the watermark still moves only once every write of
+the chunk succeeded.
+
 Chunks are sized by result rows: the previous run's densest rows per hour of log decide how many
 hours one query covers (about ``TARGET_ROWS``, far under Log Analytics' 500,000-row / ~64 MB cap,
 at most ``max_chunk``), and a partial result halves the chunk and asks again, down to one hour.

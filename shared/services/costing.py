@@ -258,6 +258,34 @@ def _token_costs(rows: Sequence[UsageRow], repository: UsageRepository, pricing:
     return [refined[index] if index in refined else token_cost(row, pricing) for index, row in enumerate(rows)]
 
 
+def _finer_rows(repository: UsageRepository, pricing: Pricing, granularity: Granularity,
+                parents: Sequence[UsageRow]) -> dict[tuple[datetime, UsageKey], list[UsageRow]]:
+    """The finer rows of ``parents``, by (parent period start, key).  A read of every subscription
+    (many parents) is kept for the life of ``pricing`` (one request): a report prices its rows in
+    slices, and each slice would otherwise read the whole range again."""
+    first = min(r.period_start for r in parents)
+    last = max(period_end(granularity, r.period_start) for r in parents)
+    subscriptions = {r.subscription_id for r in parents}
+    slot = ("finer-rows", granularity, first, last)
+    if len(subscriptions) <= SINGLE_PARTITION_READS and slot not in pricing.memo:
+        return _by_parent(granularity, _read(repository, _FINER[granularity], first, last, subscriptions))
+    if slot not in pricing.memo:
+        pricing.memo[slot] = _by_parent(granularity, repository.read_all(_FINER[granularity], first, last))
+    return cast(dict[tuple[datetime, UsageKey], list[UsageRow]], pricing.memo[slot])
+
+
+def _by_parent(granularity: Granularity, children: Iterable[UsageRow]) -> dict[tuple[datetime, UsageKey],
+                                                                                list[UsageRow]]:
+    parent_start: dict[datetime, datetime] = {}  # few distinct child starts: each mapped once
+    by_parent: dict[tuple[datetime, UsageKey], list[UsageRow]] = {}
+    for child in children:
+        start = parent_start.get(child.period_start)
+        if start is None:
+            start = parent_start[child.period_start] = granularity.period_start(child.period_start)
+        by_parent.setdefault((start, child.key), []).append(child)
+    return by_parent
+
+
 def _refined_costs(rows: Sequence[UsageRow], repository: UsageRepository, pricing: Pricing) -> list[Cost]:
     """What ``cost_of_lines(token_cost_lines(...))`` gives for each (non-uniform) row, without a line
     per finer row: the finer rows of a row are summed per stretch between two change moments and
@@ -267,25 +295,13 @@ def _refined_costs(rows: Sequence[UsageRow], repository: UsageRepository, pricin
     for index, row in enumerate(rows):
         coarse.setdefault(row.granularity, []).append(index)
     for granularity, indexes in coarse.items():
-        parents = [rows[i] for i in indexes]
-        first = min(r.period_start for r in parents)
-        last = max(period_end(granularity, r.period_start) for r in parents)
-        children = _read(repository, _FINER[granularity], first, last, {r.subscription_id for r in parents})
-        wanted = {(r.period_start, r.key) for r in parents}
-        parent_start: dict[datetime, datetime] = {}  # few distinct child starts: each mapped once
-        by_parent: dict[tuple[datetime, UsageKey], list[UsageRow]] = {}
-        for child in children:
-            start = parent_start.get(child.period_start)
-            if start is None:
-                start = parent_start[child.period_start] = granularity.period_start(child.period_start)
-            slot = (start, child.key)
-            if slot in wanted:
-                by_parent.setdefault(slot, []).append(child)
-        uneven = [child for found in by_parent.values() for child in found if not pricing.uniform(child)]
+        by_parent = _finer_rows(repository, pricing, granularity, [rows[i] for i in indexes])
+        children = {index: by_parent.get((rows[index].period_start, rows[index].key)) for index in indexes}
+        uneven = [child for found in children.values() for child in found or () if not pricing.uniform(child)]
         finer = dict(zip(map(id, uneven), _refined_costs(uneven, repository, pricing), strict=True))
         for index in indexes:
             row = rows[index]
-            found = by_parent.get((row.period_start, row.key))
+            found = children[index]
             if not found:
                 out[index] = cost_of_lines(_missing_finer(row, pricing), row.key.model)
                 continue

@@ -56,7 +56,15 @@ WITH llm AS (
                 ELSE event -> '$.usage' END AS usage,
            CASE WHEN event ->> '$.type' = 'message_delta'
                 THEN TRY_CAST(regexp_extract(body, '(?m)^data: ?(\{[^\n]*"type"[ \t]*:[ \t]*"message_start"[^\n]*)', 1)
-                              AS JSON) -> '$.message.usage' END AS start_usage
+                              AS JSON) -> '$.message.usage' END AS start_usage,
+           -- the tier that served it, read where the usage is (a JSON body's top level, the usage line's top
+           -- level, a Responses API event's response object): 'priority' or ''
+           CASE WHEN contains(body, '"priority"')
+                     AND CASE WHEN NOT body_sse THEN TRY_CAST(body AS JSON) ->> '$.service_tier'
+                              WHEN starts_with(coalesce(event ->> '$.type', ''), 'response.')
+                                  THEN event ->> '$.response.service_tier'
+                              ELSE event ->> '$.service_tier' END = 'priority'
+                THEN 'priority' ELSE '' END AS service_tier
     FROM events
 ), body AS (
     -- Counts nested as OpenAI nests them (see the .kql): Anthropic's prompt adds its cache reads and writes,
@@ -159,6 +167,7 @@ SELECT date_trunc('hour', "TimeGenerated") AS "PeriodStart",
        CAST(coalesce(sum(cache_write_raw) FILTER (WHERE body_valid AND cache_write_raw BETWEEN 0 AND 999999999
                                        AND round(cache_write_raw) = cache_write_raw), 0) AS BIGINT) AS "CacheWriteTokens",
        -- the APIM service: the resource id's name after .../providers/microsoft.apimanagement/service/
-       lower(regexp_extract(resource_id, '(?i)/providers/microsoft\.apimanagement/service/([^/]+)', 1)) AS "ApimService"
+       lower(regexp_extract(resource_id, '(?i)/providers/microsoft\.apimanagement/service/([^/]+)', 1)) AS "ApimService",
+       service_tier AS "ServiceTier"
 FROM classified
 GROUP BY ALL

@@ -50,6 +50,8 @@ USAGE_COLUMNS: Mapping[str, str] = {
     "CacheWriteTokens": "long",
     # The gateway's APIM service (lower-cased name from the log row's _ResourceId; "" without one).
     "ApimService": "string",
+    # The tier that served the requests: "priority" when the response said so, "" otherwise (billed standard).
+    "ServiceTier": "string",
 }
 
 CONTRACTS: Mapping[str, Mapping[str, str]] = {

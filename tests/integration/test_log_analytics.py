@@ -78,9 +78,9 @@ def table(rows: list[list[Any]], columns: dict[str, str] | None = None) -> dict[
 
 
 # one row of the usage contract (shared.queries.USAGE_COLUMNS, in order): 12 reasoning tokens, 4 cached audio,
-# on APIM service apim-weu
+# on APIM service apim-weu, served at the priority tier
 ROW = ["2026-11-25T10:00:00Z", "team-a", "p1", "gpt-4o", "gpt-4o", 3, 30, 20, 50, 0, 1, 0, 0, 0, 0, 12, 0, 4, 0, 0,
-       "apim-weu"]
+       "apim-weu", "priority"]
 
 
 def test_rows_are_conformed_and_parameters_bound_in_the_declaration(workspace: FakeWorkspace) -> None:
@@ -91,7 +91,8 @@ def test_rows_are_conformed_and_parameters_bound_in_the_declaration(workspace: F
                      "TotalTokens": 50, "CachedTokens": 0, "StreamedRequests": 1, "ErrorRequests": 0,
                      "UnmeteredRequests": 0, "UnmeteredStreamed": 0, "UnmeteredTruncated": 0,
                      "ReasoningTokens": 12, "AudioPromptTokens": 0, "CachedAudioTokens": 4,
-                     "AudioCompletionTokens": 0, "CacheWriteTokens": 0, "ApimService": "apim-weu"}]
+                     "AudioCompletionTokens": 0, "CacheWriteTokens": 0, "ApimService": "apim-weu",
+                     "ServiceTier": "priority"}]
     sent = workspace.requests[0]
     assert sent["path"] == "/v1/workspaces/ws-123/query"
     assert sent["auth"] == "Bearer fake-token"

@@ -36,7 +36,7 @@ def source_from(settings: Settings) -> LogAnalyticsSource:
 
 
 def row(service: str, requests: int) -> list[Any]:
-    return [*ROW[:5], requests, *ROW[6:-1], service]
+    return [*ROW[:5], requests, *ROW[6:-2], service, ""]
 
 
 def test_the_query_names_every_further_workspace(workspace: FakeWorkspace) -> None:

@@ -2,10 +2,11 @@
 
 Usage rows: PartitionKey = subscription, RowKey = ``granularity|period|model|deployment|product``
 (and ``|service`` when the row names an APIM service, stored as ``ApimService``; a row without
-one, older rows included, reads back with service ``""``), so one subscription's period range, on
-every gateway, is a single-partition RowKey range query.  Names are stored in
-their storable form (:mod:`shared.core.keys`: a name too long or not valid text is shortened, marked
-``NameTruncated`` with ``FullNameHash``), and a read through a key keeps only rows whose stored
+one, older rows included, reads back with service ``""``; ``|service|priority`` for the requests served
+at the priority tier, stored as ``ServiceTier``, a row without it reading back as tier ``""``), so one
+subscription's period range, on every gateway and tier, is a single-partition RowKey range query.
+Names are stored in their storable form (:mod:`shared.core.keys`: a name too long or not valid text is
+shortened, marked ``NameTruncated`` with ``FullNameHash``), and a read through a key keeps only rows whose stored
 subscription is the one asked for.
 
 Writes go in transactions of one partition, at most 100 entities and 4 MiB (the service limits),
@@ -64,8 +65,8 @@ TRANSACTION_ATTEMPTS = 4
 RETRY_BACKOFF_SECONDS = 0.5
 _PROPERTY = {name: "".join(part.title() for part in name.split("_")) for name in COUNTER_NAMES}
 # What a usage row is read back from (the keys and the service's Timestamp are not needed).
-USAGE_PROPERTIES = ("SubscriptionId", "ProductId", "Model", "Deployment", "ApimService", "Granularity",
-                    "PeriodStart", *_PROPERTY.values())
+USAGE_PROPERTIES = ("SubscriptionId", "ProductId", "Model", "Deployment", "ApimService", "ServiceTier",
+                    "Granularity", "PeriodStart", *_PROPERTY.values())
 
 
 def usage_entity(row: UsageRow) -> dict[str, Any]:
@@ -84,6 +85,8 @@ def usage_entity(row: UsageRow) -> dict[str, Any]:
     }
     if key.apim_service:  # absent otherwise: such a row is stored as it was before services were kept
         entity["ApimService"] = key.apim_service
+    if key.service_tier:  # likewise: a default-tier row is stored as before tiers were kept
+        entity["ServiceTier"] = key.service_tier
     shortened = {name: digest for name in ("SubscriptionId", "ProductId", "Model", "Deployment", "ApimService")
                  if (digest := shortened_digest(entity.get(name, "")))}
     if shortened:  # the full names could not be stored: their hashes say which names these were
@@ -103,7 +106,7 @@ def usage_row(entity: dict[str, Any]) -> UsageRow:
         start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC),
         # Names were normalized when the row was built; read them back exactly as stored.
         UsageKey(entity.get("SubscriptionId", ""), entity.get("ProductId", ""), entity.get("Model", ""),
-                 entity.get("Deployment", ""), entity.get("ApimService") or ""),
+                 entity.get("Deployment", ""), entity.get("ApimService") or "", entity.get("ServiceTier") or ""),
         counters_from(values),
     )
 

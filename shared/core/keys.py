@@ -113,7 +113,8 @@ def storable_key(key: UsageKey) -> UsageKey:
     names = (key.subscription_id, key.product_id, key.model, key.deployment, key.apim_service)
     if all(is_storable_name(name) for name in names):
         return key
-    return UsageKey(*(storable_name(name) for name in names))
+    subscription_id, product_id, model, deployment, apim_service = (storable_name(name) for name in names)
+    return UsageKey(subscription_id, product_id, model, deployment, apim_service, key.service_tier)
 
 
 def same_stored_name(stored: object, wanted: str) -> bool:
@@ -135,12 +136,16 @@ def period_code(granularity: Granularity, start: datetime) -> str:
 def row_key(granularity: Granularity, start: datetime, key: UsageKey) -> str:
     """``h|2026-11-25T13|model|deployment|product``, then ``|service`` when the row names an APIM
     service: a row without one keeps the key it had before services were a dimension, so older rows
-    and rows of merged services are the same rows."""
+    and rows of merged services are the same rows.  A row of a service tier (``priority``) ends in
+    ``|service|tier``, its service part empty when it names none: a tier is always the seventh part,
+    so it is never read as a service of that name, and default-tier rows keep their keys."""
     stored = storable_key(key)
     parts = [period_code(granularity, start), encode_part(stored.model), encode_part(stored.deployment),
              encode_part(stored.product_id)]
-    if stored.apim_service:
+    if stored.apim_service or stored.service_tier:
         parts.append(encode_part(stored.apim_service))
+    if stored.service_tier:
+        parts.append(encode_part(stored.service_tier))
     return SEPARATOR.join(parts)
 
 

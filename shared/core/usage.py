@@ -4,7 +4,9 @@ A row is one subscription x product x model x deployment x APIM service x period
 (the gateway's APIM instance, from the log row's ``_ResourceId``) keeps two gateways' subscriptions
 of the same name apart; it is ``""`` for rows that have none: logs without a resource id, rows
 stored before the service was a dimension, or every row when services are merged
-(``APIM_SERVICES_MERGED``).  Rows of a coarser
+(``APIM_SERVICES_MERGED``).  It is also split by the *service tier* the responses reported:
+``"priority"`` rows hold the requests a response said were served at priority (billed by the Priority
+meters), ``""`` rows everything else (default tier, a downgraded request, or no body saying).  Rows of a coarser
 granularity are always *derived* from the finer rows already stored, never accumulated run by run,
 which is what makes a rerun of any window give identical results.
 """
@@ -22,6 +24,7 @@ from shared.core.months import next_month
 UNATTRIBUTED = "unattributed"  # request with no APIM subscription (e.g. an open API or a 401)
 UNKNOWN = "unknown"  # model or deployment the logs did not name
 PROBE = "synthetic-probe"  # synthetic probe traffic: reported on its own, never charged
+PRIORITY_TIER = "priority"  # UsageKey.service_tier of requests a response said were served at priority
 
 
 def is_chargeable(subscription_id: str) -> bool:
@@ -107,6 +110,9 @@ class UsageKey:
     model: str
     deployment: str
     apim_service: str = ""  # "" = no service named (or services merged)
+    # The tier the responses reported (PRIORITY_TIER when served at priority; "" = default or not said):
+    # priority tokens are billed by other meters, so they are rows of their own.
+    service_tier: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,16 +128,18 @@ class UsageRow:
 
 
 def normalize_key(subscription_id: Any, product_id: Any, model: Any, deployment: Any,
-                  apim_service: Any = "") -> UsageKey:
+                  apim_service: Any = "", service_tier: Any = "") -> UsageKey:
     """Empty or null names land in explicit buckets: a row is never dropped for lack of a name.
-    A service name is lower-cased (Azure resource names are case-insensitive)."""
+    A service name is lower-cased (Azure resource names are case-insensitive); a service tier is
+    :data:`PRIORITY_TIER` or ``""`` (any other answer is billed at the standard rate)."""
 
     def text(value: Any, fallback: str) -> str:
         value = "" if value is None else str(value).strip()
         return value or fallback
 
     return UsageKey(text(subscription_id, UNATTRIBUTED), text(product_id, ""),
-                    text(model, UNKNOWN), text(deployment, UNKNOWN), text(apim_service, "").lower())
+                    text(model, UNKNOWN), text(deployment, UNKNOWN), text(apim_service, "").lower(),
+                    PRIORITY_TIER if text(service_tier, "").lower() == PRIORITY_TIER else "")
 
 
 def merge(rows: Iterable[UsageRow], granularity: Granularity) -> list[UsageRow]:
@@ -144,9 +152,10 @@ def merge(rows: Iterable[UsageRow], granularity: Granularity) -> list[UsageRow]:
             for (start, key), counters in sorted(totals.items(), key=_slot_order)]
 
 
-def _slot_order(item: tuple[tuple[datetime, UsageKey], Counters]) -> tuple[datetime, str, str, str, str, str]:
+def _slot_order(item: tuple[tuple[datetime, UsageKey], Counters]) -> tuple[datetime, str, str, str, str, str, str]:
     (start, key), _ = item
-    return (start, key.subscription_id, key.product_id, key.model, key.deployment, key.apim_service)
+    return (start, key.subscription_id, key.product_id, key.model, key.deployment, key.apim_service,
+            key.service_tier)
 
 
 def touched_periods(rows: Iterable[UsageRow], granularity: Granularity) -> set[tuple[str, datetime]]:

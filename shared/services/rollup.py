@@ -94,12 +94,13 @@ def usage_rows(records: list[dict[str, Any]], merge_apim_services: bool = False)
 
     Each row keeps the APIM service the query named (``ApimService``), so two gateways' subscriptions
     of the same name stay two rows; with ``merge_apim_services`` every row's service is ``""`` and
-    the gateways' rows of one key are summed into one.
+    the gateways' rows of one key are summed into one.  Each row keeps the service tier too
+    (``ServiceTier``: ``"priority"`` rows apart from the rest, as they are billed by other meters).
     """
     rows = [
         UsageRow(Granularity.HOUR, Granularity.HOUR.period_start(r["PeriodStart"]),
                  normalize_key(r["SubscriptionId"], r["ProductId"], r["Model"], r["Deployment"],
-                               "" if merge_apim_services else r.get("ApimService")),
+                               "" if merge_apim_services else r.get("ApimService"), r.get("ServiceTier")),
                  Counters(requests=r["Requests"], prompt_tokens=r["PromptTokens"],
                           completion_tokens=r["CompletionTokens"], total_tokens=r["TotalTokens"],
                           cached_tokens=r["CachedTokens"], streamed_requests=r["StreamedRequests"],

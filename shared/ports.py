@@ -37,6 +37,25 @@ class UsageRepository(Protocol):
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]: ...
 
 
+class RollupUsageRepository(UsageRepository, Protocol):
+    """The usage store as the rollup writes it: also which subscriptions may hold hourly rows of a
+    day, so it reads only theirs (``shared.services.stored_hours``): a mark written before a
+    (subscription, day)'s first hour, and the period index's day rows (rows stored before marks)."""
+
+    def mark_touched(self, days: Iterable[tuple[str, datetime]]) -> int:
+        """Record that these (subscription, day)s are about to get hourly rows; returns marks written."""
+        ...
+
+    def touched_subscriptions(self, day: datetime) -> frozenset[str]:
+        """Subscriptions (stored names) marked for ``day``."""
+        ...
+
+    def indexed_subscriptions(self, day: datetime) -> frozenset[str] | None:
+        """Subscriptions with a day row of ``day`` in the period index; ``None`` when the index is not
+        known to be complete (then any subscription may have rows)."""
+        ...
+
+
 class WatermarkRepository(Protocol):
     def get(self, name: str) -> Watermark: ...
 

@@ -73,11 +73,17 @@ class FakeLogSource:
 
 
 class InMemoryUsageRepository:
-    """``UsageRepository``: one row per (granularity, period start, key), an upsert replaces it."""
+    """``UsageRepository``: one row per (granularity, period start, key), an upsert replaces it.
+
+    Its period index is its day rows (complete unless a test sets ``index_complete`` false); touched
+    marks are kept apart.  Every ``read`` is recorded in ``read_calls``."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[Granularity, datetime, UsageKey], UsageRow] = {}
         self.upserts = 0  # rows written, replacements included
+        self.touched: set[tuple[str, datetime]] = set()
+        self.index_complete = True
+        self.read_calls: list[tuple[str, Granularity, datetime, datetime]] = []
 
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         written = 0
@@ -89,7 +95,22 @@ class InMemoryUsageRepository:
 
     def read(self, subscription_id: str, granularity: Granularity, start: datetime,
              end: datetime) -> list[UsageRow]:
+        self.read_calls.append((subscription_id, granularity, start, end))  # list.append: safe from threads
         return [row for row in self.read_all(granularity, start, end) if row.subscription_id == subscription_id]
+
+    def mark_touched(self, days: Iterable[tuple[str, datetime]]) -> int:
+        marks = set(days)
+        self.touched |= marks
+        return len(marks)
+
+    def touched_subscriptions(self, day: datetime) -> frozenset[str]:
+        return frozenset(subscription for subscription, at in self.touched if at == day)
+
+    def indexed_subscriptions(self, day: datetime) -> frozenset[str] | None:
+        if not self.index_complete:
+            return None
+        return frozenset(row.subscription_id for (g, at, _), row in list(self.rows.items())
+                         if g is Granularity.DAY and at == day)
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
         return sorted((row for (g, at, _), row in self.rows.items() if g is granularity and start <= at < end),

@@ -43,8 +43,18 @@ from shared.adapters.usage_index import (
     index_entity,
     index_filter,
     index_table_name,
+    touched_entity,
+    touched_filter,
 )
-from shared.core.keys import partition_key, period_range, row_key, shortened_digest, storable_key, storable_name
+from shared.core.keys import (
+    partition_key,
+    period_code,
+    period_range,
+    row_key,
+    shortened_digest,
+    storable_key,
+    storable_name,
+)
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import (
     AlreadyExistsError,
@@ -290,6 +300,31 @@ class TableStore:
             except NotFoundError:
                 return False
         return True
+
+    # -- which subscriptions may hold a day's hours (shared.services.stored_hours) ----------------
+    def mark_touched(self, days: Iterable[tuple[str, datetime]]) -> int:
+        """Touched marks in the index's meta partition (``usage_index``), before the hours they announce."""
+        marks = {(entity["PartitionKey"], entity["RowKey"]): entity
+                 for entity in (touched_entity(subscription, day) for subscription, day in days)}
+        return self.replace_entities(self.index_table, marks.values()) if marks else 0
+
+    def touched_subscriptions(self, day: datetime) -> frozenset[str]:
+        return self._subscriptions(*touched_filter(day))
+
+    def indexed_subscriptions(self, day: datetime) -> frozenset[str] | None:
+        """One index partition (the day's); ``None`` while the index is not complete.  A store whose
+        usage table is still empty is complete from now on (as at its first write)."""
+        if not self.index_complete():
+            self._mark_index_complete_if_fresh()
+            if not self.index_complete():
+                return None
+        return self._subscriptions("PartitionKey eq @period",
+                                   {"period": period_code(Granularity.DAY, day)})
+
+    def _subscriptions(self, query_filter: str, parameters: dict[str, str]) -> frozenset[str]:
+        table = self.table(self.index_table)
+        entities = self.call(lambda: list(query(table, query_filter, parameters, ("SubscriptionId",))))
+        return frozenset(str(entity.get("SubscriptionId", "")) for entity in entities)
 
     def _mark_index_complete_if_fresh(self) -> None:
         """Before the first usage write: a usage table with no row yet means the index starts with

@@ -10,6 +10,12 @@ all-subscription day or month read is then a PartitionKey range (one partition p
 cost follows the rows returned and not the years of history beside them.  The usage report's paged
 reader uses the index for one period (its order is the usage table's); longer ranges are scanned.
 
+Beside the completeness marker, the meta partition holds one *touched mark* per (subscription, day)
+(RowKey ``touched|d|2026-11-30 <subscription key>``), written by the rollup before that
+subscription's first hourly row of that day: with the day partition, one range read tells which
+subscriptions may hold hours of a day (:mod:`shared.services.stored_hours`).  Marks are not period
+rows: the period reads and ``rebuild`` never see them, and a mark too many only costs a read.
+
 Hour rows are not indexed: they are 24x the day rows, so indexing them would double the largest
 write of every run, and an all-subscription hour read is bounded by the report's range anyway.
 
@@ -24,7 +30,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.core.keys import KEY_DIGEST, LONG_MARK, SEPARATOR, name_digest, period_range
+from shared.core.keys import (
+    KEY_DIGEST,
+    LONG_MARK,
+    SEPARATOR,
+    name_digest,
+    partition_key,
+    period_code,
+    period_range,
+    storable_name,
+)
 from shared.core.months import next_month
 from shared.core.usage import Granularity
 
@@ -80,3 +95,23 @@ COMPLETE = "complete"
 def complete_marker() -> dict[str, Any]:
     return {"PartitionKey": META_PARTITION, "RowKey": COMPLETE}
 
+
+
+TOUCHED = "touched"  # RowKey head of the touched marks in the meta partition (after "complete")
+
+
+def touched_entity(subscription_id: str, day: datetime) -> dict[str, Any]:
+    """The mark that ``subscription_id`` has (or is about to have) hourly rows on ``day``."""
+    row_key = _fitted(f"{_touched_head(day)}{JOIN}{partition_key(subscription_id)}")
+    return {"PartitionKey": META_PARTITION, "RowKey": row_key, "SubscriptionId": storable_name(subscription_id)}
+
+
+def touched_filter(day: datetime) -> tuple[str, dict[str, str]]:
+    """The read of one day's marks: a RowKey range of the meta partition."""
+    head = _touched_head(day)
+    return ("PartitionKey eq @meta and RowKey ge @low and RowKey lt @high",
+            {"meta": META_PARTITION, "low": f"{head}{JOIN}", "high": f"{head}{chr(ord(JOIN) + 1)}"})
+
+
+def _touched_head(day: datetime) -> str:
+    return f"{TOUCHED}{SEPARATOR}{period_code(Granularity.DAY, day)}"

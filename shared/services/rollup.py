@@ -43,12 +43,13 @@ from shared.ports import (
     QuarantineRepository,
     QuarantineRetry,
     RollupState,
-    UsageRepository,
+    RollupUsageRepository,
     WatermarkRepository,
     WriterLease,
 )
 from shared.queries import Query, load
 from shared.services import telemetry
+from shared.services.stored_hours import StoredHours
 from shared.services.write_behind import WriteBehind
 
 WATERMARK_NAME = "usage-rollup"
@@ -118,7 +119,7 @@ def usage_rows(records: list[dict[str, Any]], merge_apim_services: bool = False)
 
 
 class RollupService:
-    def __init__(self, source: LogSource, usage: UsageRepository, watermarks: WatermarkRepository, *,
+    def __init__(self, source: LogSource, usage: RollupUsageRepository, watermarks: WatermarkRepository, *,
                  lookback: timedelta, ingestion_delay: timedelta, max_chunk: timedelta,
                  usage_source: str = "auto", probe_subscription: str = "",
                  probe_header: str = "x-chargeback-probe", merge_apim_services: bool = False,
@@ -268,13 +269,15 @@ class RollupService:
         extra = {name: value for name, value in options.items() if name in declared}
         queries = rows_read = hourly_written = derived_written = requests = unmetered = 0
         months: set[tuple[str, datetime]] = set()
+        stored = StoredHours(self.usage)  # which subscriptions' hours need reading, day by day
         for chunk, records in self._read_chunks(window, query, extra):
+            stored.forget_before(Granularity.DAY.period_start(chunk.start))
             with telemetry.span("rollup.chunk", {"chunk.start": chunk.start.isoformat(),
                                                  "chunk.end": chunk.end.isoformat()}) as span:
                 rows = usage_rows(records, self.merge_apim_services)
                 requests += sum(row.counters.requests for row in rows)
                 unmetered += sum(row.counters.unmetered_requests for row in rows)
-                days, touched, month_rows = self._write_chunk(rows, chunk, months_per_chunk)
+                days, touched, month_rows = self._write_chunk(rows, chunk, months_per_chunk, stored)
                 hourly_written += len(rows)
                 derived_written += days + month_rows
                 months |= touched
@@ -289,8 +292,8 @@ class RollupService:
         return RollupResult(window, queries, rows_read, hourly_written, derived_written, time.monotonic() - began,
                             requests=requests, unmetered_requests=unmetered)
 
-    def _write_chunk(self, hourly: list[UsageRow], chunk: Window,
-                     with_months: bool) -> tuple[int, set[tuple[str, datetime]], int]:
+    def _write_chunk(self, hourly: list[UsageRow], chunk: Window, with_months: bool,
+                     stored: StoredHours) -> tuple[int, set[tuple[str, datetime]], int]:
         """The chunk's hours, their days and (``with_months``) months written, a batch of
         ``write_batch`` subscriptions at a time, each batch's reads overlapping the writes of the
         batch before (:class:`WriteBehind`).  Returns (day rows written, the (subscription, month)
@@ -298,7 +301,8 @@ class RollupService:
 
         A subscription's hours and days share its partition: they go in one write (one round trip
         per subscription and chunk, not two).  Its months are read from its stored days, so they
-        are read once that write is done, while the next batch's is in flight.
+        are read once that write is done, while the next batch's is in flight.  Before a batch is
+        handed over, its (subscription, day)s are marked touched (:mod:`shared.services.stored_hours`).
         """
         by_subscription: dict[str, list[UsageRow]] = {}
         for row in hourly:
@@ -313,7 +317,8 @@ class RollupService:
             previous: tuple[Future[int], set[tuple[str, datetime]]] | None = None
             for first in range(0, len(subscriptions), self.write_batch):
                 batch = [row for sub in subscriptions[first:first + self.write_batch] for row in by_subscription[sub]]
-                day_rows, emptied = self._derive_days(batch, chunk)  # reads, while the last batch is written
+                day_rows, emptied = self._derive_days(batch, chunk, stored)  # reads, while the last batch is written
+                stored.mark(touched_periods(batch, Granularity.DAY))  # stored before any of their hours
                 written = writes.submit(batch + emptied + day_rows)
                 days_written += len(day_rows)
                 touched = touched_periods(day_rows, Granularity.MONTH)
@@ -332,7 +337,8 @@ class RollupService:
         days_written.result()  # its days stored (a failed write raises here: nothing derived from it)
         return writes.submit(self._month_rows(touched))
 
-    def _derive_days(self, hourly: list[UsageRow], chunk: Window) -> tuple[list[UsageRow], list[UsageRow]]:
+    def _derive_days(self, hourly: list[UsageRow], chunk: Window,
+                     stored: StoredHours) -> tuple[list[UsageRow], list[UsageRow]]:
         """Day rows of the days ``hourly`` (the chunk's fresh hours, not yet written) touches, and
         the stored hours of those days to be emptied.
 
@@ -341,27 +347,37 @@ class RollupService:
         the chunk is written).  A stored hour inside the chunk under a key the query no longer returns
         (a row stored before the APIM service was part of the key, say) is stale: it is written again
         with zero counts (emptied), so neither that day nor any hourly read counts its requests twice.
-        Scheduled runs and backfills alike, whether the chunk covers the day whole or in part: every
-        touched (subscription, day) has its stored hours read, so any window rerun converges to the
-        query's rows.  Only those (subscription, day)s: a subscription the query returns nothing for
-        that day keeps its stored hours (logs past retention must not empty the rows they made).
+        Scheduled runs and backfills alike, whether the chunk covers the day whole or in part, so any
+        window rerun converges to the query's rows.  Only the (subscription, day)s the chunk returns:
+        a subscription the query returns nothing for that day keeps its stored hours (logs past
+        retention must not empty the rows they made).
+
+        A (subscription, day)'s stored hours are read only when ``stored`` says it may hold hours
+        from before this run; otherwise it holds none but this run's, whose day sums ``stored``
+        carries from the day's earlier chunks (a fresh range: no read at all).
         """
         fresh: dict[tuple[str, datetime], list[UsageRow]] = {}
         for row in hourly:
             fresh.setdefault((row.subscription_id, Granularity.DAY.period_start(row.period_start)), []).append(row)
+        to_read = {pair for pair in fresh if stored.may_hold(*pair)}
         # read ahead, in the order of the loop below
         stored_hours = self._read_each([(subscription, Granularity.HOUR, day, day + timedelta(days=1))
-                                        for subscription, day in sorted(fresh)])
+                                        for subscription, day in sorted(to_read)])
         # Every hour the chunk touches was recomputed whole (its first hour starts the chunk; its
         # last, partial one holds at least what an earlier, shorter run stored).
         first_hour = floor_hour(chunk.start)
         days: list[UsageRow] = []
         emptied: list[UsageRow] = []
-        for _, rows in sorted(fresh.items(), key=lambda item: item[0]):
-            stored = next(stored_hours)
+        for pair, rows in sorted(fresh.items(), key=lambda item: item[0]):
+            if pair not in to_read:  # no hours but this run's earlier chunks' (none inside this chunk)
+                day_rows = merge([*stored.carried(*pair), *rows], Granularity.DAY)
+                stored.carry(*pair, day_rows)
+                days.extend(day_rows)
+                continue
+            hours = next(stored_hours)
             recomputed = {(row.period_start, row.key) for row in rows}
-            outside = [row for row in stored if not first_hour <= row.period_start < chunk.end]
-            stale = [replace(row, counters=Counters()) for row in stored
+            outside = [row for row in hours if not first_hour <= row.period_start < chunk.end]
+            stale = [replace(row, counters=Counters()) for row in hours
                      if first_hour <= row.period_start < chunk.end and (row.period_start, row.key) not in recomputed
                      and row.counters != Counters()]
             emptied.extend(stale)

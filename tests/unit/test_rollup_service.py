@@ -3,6 +3,7 @@ moves, and that a rerun converges to the same rows.  Expected numbers are writte
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_a_rerun_of_the_same_window_writes_identical_rows() -> None:
 def test_a_day_the_window_covers_in_part_keeps_its_stored_hours() -> None:
     usage, marks = InMemoryUsageRepository(), InMemoryWatermarkRepository()
     earlier = UsageRow(Granularity.HOUR, at(19, 10), A, counters(5, 1_000, 300))
-    usage.upsert([earlier])
+    usage.upsert([earlier, replace(earlier, granularity=Granularity.DAY, period_start=at(19, 0))])  # as a run stores it
     service(FakeLogSource(RECORDS), usage, marks, FakeClock(NOW)).run()
     # 2026-11-19: the stored 10:00 hour plus the fresh 23:00 hour (the window holds only the latter).
     assert table(usage, Granularity.DAY)[(at(19, 0), "team-a")] == counters(7, 1_100, 350, cached=40)

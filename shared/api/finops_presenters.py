@@ -95,12 +95,13 @@ def _cells(record: Mapping[str, object]) -> dict[str, object]:
 
 
 def chargeback_csv(report: Chargeback, directory: SubscriptionDirectory) -> str:
-    """The chargeback CSV's columns, then costCenter, owner, businessUnit, subscriptionName."""
+    """The chargeback CSV's columns, then costCenter, owner, businessUnit, subscriptionName, and the
+    service tier last (added after the others, which keep their places)."""
     month = report.month.strftime("%Y-%m")
     document = chargeback_json(report, directory)
     lines = document["subscriptions"]
     assert isinstance(lines, list)
-    return presenters.csv_text((*presenters.CHARGEBACK_COLUMNS, *CENTER_COLUMNS),
+    return presenters.csv_text((*presenters.CHARGEBACK_COLUMNS, *CENTER_COLUMNS, presenters.TIER_COLUMN),
                                (_cells({"month": month, **line}) for line in lines))
 
 

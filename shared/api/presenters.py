@@ -34,7 +34,8 @@ from shared.services.usage_report import Totals, UsageReport, UsageRows
 
 # groupBy field -> its JSON / CSV column
 FIELD_COLUMNS = {"subscription": "subscriptionId", "product": "productId", "model": "model",
-                 "deployment": "deployment", "costCenter": "costCenter", "apimService": "apimService"}
+                 "deployment": "deployment", "costCenter": "costCenter", "apimService": "apimService",
+                 "serviceTier": "serviceTier"}
 
 
 # -- shared pieces ----------------------------------------------------------------------------------
@@ -148,7 +149,8 @@ def usage_json(report: UsageReport) -> dict[str, object]:
 
 def usage_csv(report: UsageRows) -> Iterator[str]:
     """Every row (CSV is never paged): period, the grouped key columns, counters, cost (and the APIM
-    service last when it comes with the subscription: the columns before it keep their places)."""
+    service, then the service tier, last when they come with the subscription and the deployment: the
+    columns before them keep their places)."""
     query = report.query
     implied = [FIELD_COLUMNS[name] for name in grouped_fields(query.group_by) if name not in query.group_by]
     columns = ["periodStart", *(FIELD_COLUMNS[name] for name in query.group_by),
@@ -233,7 +235,8 @@ def report_json(query: UsageQuery, rows: Sequence[UsageRow]) -> dict[str, object
         "subscriptions": list(query.subscriptions),
         "rows": [{"periodStart": iso(row.period_start), "subscriptionId": row.key.subscription_id,
                   "productId": row.key.product_id, "model": row.key.model, "deployment": row.key.deployment,
-                  "apimService": row.key.apim_service, **counters_json(row.counters)} for row in rows],
+                  "apimService": row.key.apim_service, "serviceTier": row.key.service_tier,
+                  **counters_json(row.counters)} for row in rows],
         "totals": counters_json(total(list(rows))),
     }
 
@@ -286,12 +289,16 @@ def summary_json(summary: SubscriptionSummary) -> dict[str, object]:
 CHARGEBACK_COLUMNS = ("month", "subscriptionId", "requests", "promptTokens", "cachedTokens", "completionTokens",
                       "totalTokens", "errorRequests", "unmeteredRequests", "cost", "currency", "unpricedTokens",
                       "unpricedModels", "deployment", *SPLIT_COLUMNS, "apimService")
+# The service tier of a line ("priority": usage served at priority, priced by the Priority meters): the last
+# column of every chargeback CSV, after any columns a route adds, so no earlier column moves.
+TIER_COLUMN = "serviceTier"
 
 
 def _chargeback_line(subscription_id: str, counters: Counters, cost: Cost, currency: str,
-                     deployment: str = "", apim_service: str = "") -> dict[str, object]:
+                     deployment: str = "", apim_service: str = "", service_tier: str = "") -> dict[str, object]:
     return {"subscriptionId": subscription_id, **_usage(counters), **cost_fields(cost, currency),
-            "unpricedModels": sorted(cost.unpriced_models), "deployment": deployment, "apimService": apim_service}
+            "unpricedModels": sorted(cost.unpriced_models), "deployment": deployment, "apimService": apim_service,
+            TIER_COLUMN: service_tier}
 
 
 def chargeback_json(report: Chargeback) -> dict[str, object]:
@@ -305,7 +312,7 @@ def chargeback_json(report: Chargeback) -> dict[str, object]:
         "priceAsOf": report.price_as_of.isoformat() if report.price_as_of else None,
         "ptuIdleCost": report.idle,
         "subscriptions": [_chargeback_line(ln.subscription_id, ln.counters, ln.cost, currency, ln.deployment,
-                                           ln.apim_service) for ln in report.lines],
+                                           ln.apim_service, ln.service_tier) for ln in report.lines],
         "totals": _chargeback_line("*", report.total_counters, report.total_cost, currency),
     }
 
@@ -314,9 +321,10 @@ def chargeback_csv(report: Chargeback) -> str:
     """One line per subscription (and per deployment's idle capacity); costs exact (unrounded), lists
     (unpriced models, uncatalogued deployments) joined with ``;``."""
     month = report.month.strftime("%Y-%m")
-    return csv_text(CHARGEBACK_COLUMNS, (
+    return csv_text((*CHARGEBACK_COLUMNS, TIER_COLUMN), (
         _cells({"month": month, **_chargeback_line(ln.subscription_id, ln.counters, ln.cost, report.currency,
-                                                   ln.deployment, ln.apim_service)}) for ln in report.lines))
+                                                   ln.deployment, ln.apim_service, ln.service_tier)})
+        for ln in report.lines))
 
 
 def chargeback_csv_filename(report: Chargeback) -> str:

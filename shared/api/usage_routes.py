@@ -86,10 +86,11 @@ def usage(
     end: Annotated[str | None, Query(alias="to", description=TO_HELP)] = None,
     granularity: Annotated[str | None, Query(description="hour, day (default) or month")] = None,
     group_by: Annotated[list[str] | None, Query(
-        alias="groupBy", description="any of subscription, product, model, deployment, costCenter, apimService "
-                                     "(repeat or comma-separate); rows are summed over the others; default: all but "
-                                     "costCenter; grouping by subscription groups by apimService (the gateway) "
-                                     "too")] = None,
+        alias="groupBy", description="any of subscription, product, model, deployment, costCenter, apimService, "
+                                     "serviceTier (repeat or comma-separate); rows are summed over the others; "
+                                     "default: subscription, product, model, deployment; grouping by subscription "
+                                     "groups by apimService (the gateway) too, grouping by deployment groups by "
+                                     "serviceTier (priority or \"\") too")] = None,
     page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE,
                                            description=f"rows per page (JSON): default {DEFAULT_PAGE_SIZE}, "
                                                        f"max {MAX_PAGE_SIZE}")] = None,

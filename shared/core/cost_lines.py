@@ -77,6 +77,9 @@ class CostLine:
     # The APIM service (gateway) of the usage the line charges: two gateways' subscriptions of the same
     # name are different teams' lines.  "" when the usage names none (one gateway, or services merged).
     apim_service: str = ""
+    # The service tier the usage was served at ("priority", or "" for the default tier): a priority
+    # line is priced by a Priority meter (``mode`` "priority"), never by the standard one.
+    service_tier: str = ""
 
     @property
     def billed_cost(self) -> Decimal | None:

@@ -24,7 +24,9 @@ hours).  An hour is always priced as it starts.
 
 **Priority processing** is a per-request service tier, not an SKU (see :mod:`shared.core.deployments`):
 tokens the responses reported as ``service_tier: "priority"`` are priced with ``tier=PRIORITY`` by the
-Priority ("pp") retail meter of the deployment's model, type and region.  Without such a meter in
+Priority ("pp") retail meter of the deployment's model, type and region.  A usage row carries the tier
+its requests were served at (``UsageKey.service_tier``, from the responses' own ``service_tier``), and
+the row's tier is what prices it unless a caller names another.  Without such a meter in
 force they are unpriced (never the standard price), as they are on an SKU Azure offers no priority
 on, or on an uncatalogued deployment (the price file has no Priority prices).
 
@@ -220,16 +222,23 @@ class _Where:
 _Kinds = list[tuple[TokenKind, int, _Meter]]
 
 
-def _priced(row: UsageRow, pricing: Pricing, tier: ServiceTier) -> tuple[_Where, _Kinds] | None:
+def row_tier(key: UsageKey) -> ServiceTier:
+    """The tier a usage row's requests were served at (``""``: the default tier)."""
+    return ServiceTier.PRIORITY if key.service_tier == ServiceTier.PRIORITY else ServiceTier.DEFAULT
+
+
+def _priced(row: UsageRow, pricing: Pricing, tier: ServiceTier | None) -> tuple[_Where, _Kinds] | None:
     """Each meter kind of a (uniform) row with its price as the period starts; ``None`` when the row
     has no tokens or its deployment is provisioned (its hours are priced by ``ptu_cost_lines``)."""
     return _priced_quantities(row.key, row.period_start, meter_quantities(row.counters), pricing, tier)
 
 
 def _priced_quantities(key: UsageKey, start: datetime, quantities: Mapping[TokenKind, int], pricing: Pricing,
-                       tier: ServiceTier) -> tuple[_Where, _Kinds] | None:
+                       tier: ServiceTier | None) -> tuple[_Where, _Kinds] | None:
     if not quantities:
         return None
+    if tier is None:
+        tier = row_tier(key)
     version = pricing.catalog.in_force(key.deployment, start)
     if version is not None and version.kind is not None:
         if version.provisioned:
@@ -240,10 +249,11 @@ def _priced_quantities(key: UsageKey, start: datetime, quantities: Mapping[Token
     return _fallback(key, quantities, start, pricing, version)
 
 
-def token_lines(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.DEFAULT) -> list[CostLine]:
+def token_lines(row: UsageRow, pricing: Pricing, tier: ServiceTier | None = None) -> list[CostLine]:
     """The cost lines of a (uniform) row, priced as its period starts; none for a provisioned
     deployment (its hours are priced by :func:`ptu_cost_lines`).  ``tier``: the service tier the
-    responses reported for these tokens (priority tokens are priced by the Priority meters)."""
+    responses reported for these tokens (priority tokens are priced by the Priority meters); by
+    default the row's own (:func:`row_tier`)."""
     priced = _priced(row, pricing, tier)
     if priced is None:
         return []
@@ -253,14 +263,14 @@ def token_lines(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier
     return [_line(row, kind, tokens, start, end, meter, pricing, where) for kind, tokens, meter in kinds]
 
 
-def token_cost(row: UsageRow, pricing: Pricing, tier: ServiceTier = ServiceTier.DEFAULT) -> Cost:
+def token_cost(row: UsageRow, pricing: Pricing, tier: ServiceTier | None = None) -> Cost:
     """What :func:`cost_of_lines` gives for :func:`token_lines` of the row, without building the lines
     (a report of thousands of rows needs only the sums)."""
     return _cost(row.key, _priced(row, pricing, tier), pricing)
 
 
 def refined_cost(key: UsageKey, rows: Iterable[UsageRow], pricing: Pricing,
-                 tier: ServiceTier = ServiceTier.DEFAULT) -> Cost:
+                 tier: ServiceTier | None = None) -> Cost:
     """The cost of uniform ``rows`` of usage key ``key`` (the finer rows of a period), priced once per
     stretch between two change moments instead of once per row.  Exactly the sum of
     :func:`token_cost` of each row: every row of a stretch is priced at the same prices (nothing
@@ -343,7 +353,7 @@ def _line(row: UsageRow, kind: TokenKind, tokens: int, start: datetime, end: dat
         allocation_method=AllocationMethod.METERED, price_as_of=pricing.price_as_of(where.catalogued),
         currency=pricing.currency, catalogued=where.catalogued, meter_id=meter.meter_id,
         resource_id=where.resource_id, unpriced_reason=meter.reason if meter.contracted_price is None else None,
-        apim_service=row.key.apim_service)
+        apim_service=row.key.apim_service, service_tier=row.key.service_tier)
 
 
 def _fallback(key: UsageKey, quantities: Mapping[TokenKind, int], start: datetime, pricing: Pricing,

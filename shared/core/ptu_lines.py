@@ -241,7 +241,8 @@ def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, De
         for key, product, cost in shares:
             cost_line = _cost_line(line, version, pricing, product, cost, rate, reserved, hour_totals.get(line.hour),
                                    ptu_hours, charge_start, charge_end)
-            out.append((key, replace(cost_line, apim_service=key.apim_service) if key is not None else cost_line))
+            out.append((key, replace(cost_line, apim_service=key.apim_service, service_tier=key.service_tier)
+                          if key is not None else cost_line))
     return out
 
 

@@ -368,6 +368,7 @@ class ChargebackLine:
     cost: Cost
     deployment: str = ""
     apim_service: str = ""  # the gateway's APIM service ("" when none or merged)
+    service_tier: str = ""  # "priority": the usage served at the priority tier; "" the rest
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,8 @@ class Chargeback:
 def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTable], month: datetime,
                        subscriptions: Sequence[str] | None = None) -> Chargeback:
     """One line per subscription (per APIM service: two gateways' same-named subscriptions are two
-    lines), from the month's rows (a month whose prices or deployment change inside it is priced
+    lines; per service tier: a subscription's priority usage, priced by the Priority meters, is a line
+    of its own), from the month's rows (a month whose prices or deployment change inside it is priced
     from its days, or hours), plus its share of provisioned hours.
 
     ``prices``: the pricing in force (asked once, before anything is read).  ``subscriptions``:
@@ -407,24 +409,23 @@ def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTa
     rows = [row for row in _read(repository, Granularity.MONTH, start, end,
                                  None if subscriptions is None else dict.fromkeys(subscriptions))
             if is_chargeable(row.subscription_id)]
-    counters: dict[tuple[str, str], Counters] = {}  # by (subscription, APIM service)
-    costs: dict[tuple[str, str], Cost] = {}
+    counters: dict[tuple[str, str, str], Counters] = {}  # by (subscription, APIM service, service tier)
+    costs: dict[tuple[str, str, str], Cost] = {}
     for row, cost in zip(rows, _token_costs(rows, repository, pricing), strict=True):
-        holder = (row.subscription_id, row.key.apim_service)
+        holder = (row.subscription_id, row.key.apim_service, row.key.service_tier)
         counters[holder] = counters.get(holder, Counters()) + row.counters
         costs[holder] = costs.get(holder, Cost()) + cost
-    ptu: dict[tuple[str, str], list[CostLine]] = {}
+    ptu: dict[tuple[str, str, str], list[CostLine]] = {}
     idle: dict[str, list[CostLine]] = {}
     for key, line in ptu_month_lines(repository, pricing, start):
-        holder = (line.subscription_id, key.apim_service if key is not None else "")
+        holder = (line.subscription_id, *((key.apim_service, key.service_tier) if key is not None else ("", "")))
         if line.subscription_id == UNALLOCATED_CAPACITY:
             idle.setdefault(line.deployment, []).append(line)
         elif holder in counters:
             ptu.setdefault(holder, []).append(line)
-    result = [ChargebackLine(sub, counters[(sub, service)],
-                             costs[(sub, service)] + cost_of_lines(ptu.get((sub, service), ())),
-                             apim_service=service)
-              for sub, service in sorted(counters)]
+    result = [ChargebackLine(sub, counters[holder], costs[holder] + cost_of_lines(ptu.get(holder, ())),
+                             apim_service=service, service_tier=tier)
+              for holder in sorted(counters) for sub, service, tier in (holder,)]
     if subscriptions is None:
         result.extend(ChargebackLine(UNALLOCATED_CAPACITY, Counters(), cost_of_lines(idle[name]), name)
                       for name in sorted(idle))

@@ -50,7 +50,11 @@ COST_CENTER = "costCenter"
 # *on its service*: wherever subscriptions are grouped, the service is grouped too (grouped_fields),
 # so two gateways' same-named subscriptions are never summed.  Asked alone: one row per gateway.
 APIM_SERVICE = "apimService"
-ALL_GROUP_FIELDS = (COST_CENTER, *GROUP_FIELDS, APIM_SERVICE)
+# The service tier a row's requests were served at ("priority", or "" for the default tier): priority
+# tokens are billed by other meters, so wherever deployments are grouped the tier is grouped too
+# (grouped_fields) and a deployment's priority use is a row of its own.  Asked alone: one row per tier.
+SERVICE_TIER = "serviceTier"
+ALL_GROUP_FIELDS = (COST_CENTER, *GROUP_FIELDS, APIM_SERVICE, SERVICE_TIER)
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
 
@@ -97,11 +101,12 @@ def parse_group_by(values: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def grouped_fields(group_by: Sequence[str]) -> tuple[str, ...]:
-    """The fields rows are summed by: ``group_by``, and the APIM service after them whenever the
-    subscription is grouped (see :data:`APIM_SERVICE`)."""
-    if "subscription" in group_by and APIM_SERVICE not in group_by:
-        return (*group_by, APIM_SERVICE)
-    return tuple(group_by)
+    """The fields rows are summed by: ``group_by``, then the APIM service whenever the subscription is
+    grouped (see :data:`APIM_SERVICE`) and the service tier whenever the deployment is (see
+    :data:`SERVICE_TIER`)."""
+    implied = [name for name, by in ((APIM_SERVICE, "subscription"), (SERVICE_TIER, "deployment"))
+               if by in group_by and name not in group_by]
+    return (*group_by, *implied) if implied else tuple(group_by)
 
 
 def parse_page_size(value: int | None) -> int:
@@ -150,7 +155,7 @@ def read_usage(repository: UsageRepository, query: UsageQuery, scope: Scope | No
                                                                          query.end)]
     return sorted((row for row in rows if query.matches(row)),
                   key=lambda r: (r.period_start, r.key.subscription_id, r.key.product_id, r.key.model,
-                                 r.key.deployment, r.key.apim_service))
+                                 r.key.deployment, r.key.apim_service, r.key.service_tier))
 
 
 # -- grouped, costed rows -------------------------------------------------------------------------
@@ -168,7 +173,7 @@ class ReportRow:
 
 
 _FIELD_ATTRIBUTE = {"subscription": "subscription_id", "product": "product_id", "model": "model",
-                    "deployment": "deployment", APIM_SERVICE: "apim_service"}
+                    "deployment": "deployment", APIM_SERVICE: "apim_service", SERVICE_TIER: "service_tier"}
 
 
 def _field_value(row: UsageRow, name: str) -> str:

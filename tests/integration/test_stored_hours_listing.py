@@ -66,8 +66,9 @@ def test_a_fresh_backfill_reads_no_hours_and_marks_what_it_wrote(settings: Setti
     days = [START + timedelta(days=n) for n in range(DAYS)]
     for day in days:
         with_day_rows = {row.subscription_id for row in store.read_all(Granularity.DAY, day, day + timedelta(days=1))}
-        assert with_day_rows, day
-        assert store.touched_subscriptions(day) == with_day_rows == store.indexed_subscriptions(day)
+        indexed = store.indexed_subscriptions(day)
+        assert with_day_rows and indexed is not None, day
+        assert store.touched_subscriptions(day) == with_day_rows == indexed
     # the marks are no period rows: every day row read back is a usage table's day row
     usage_day_rows = [e for e in all_entities(settings) if str(e["RowKey"]).startswith("d|")]
     assert len(store.read_all(Granularity.DAY, START, DEMO_END)) == len(usage_day_rows)

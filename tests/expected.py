@@ -81,6 +81,32 @@ def body_usage(body: str) -> tuple[dict[str, Any] | None, str | None]:
     return (usage if isinstance(usage, dict) else None), model
 
 
+def body_tier(body: str) -> str:
+    """``"priority"`` when the response's own ``service_tier`` says it was served at priority, else ``""``.
+
+    Read where :func:`body_usage` reads the usage: a JSON object body's top level; in an SSE stream, the
+    last ``data:`` line holding a usage object, at its top level, or in its ``response`` object for a
+    Responses API event (``"type": "response.*"``).  A ``service_tier`` anywhere else (echoed tool
+    arguments, metadata, an earlier event) says nothing; Gemini's JSON array has none."""
+    if body.startswith("["):
+        return ""
+    if not body.startswith(STREAM_PREFIXES):
+        document = _parse(body)
+        said = document.get("service_tier") if isinstance(document, dict) else None
+        return "priority" if said == "priority" else ""
+    chosen = [line for line in body.split("\n") if line.startswith("data:") and _holds_usage_object(line)]
+    if not chosen:
+        return ""
+    payload = chosen[-1][len("data:"):]
+    event = _parse(payload[1:] if payload.startswith(" ") else payload)
+    if not isinstance(event, dict):
+        return ""
+    kind = event.get("type")
+    holder = event.get("response") if isinstance(kind, str) and kind.startswith("response.") else event
+    said = holder.get("service_tier") if isinstance(holder, dict) else None
+    return "priority" if said == "priority" else ""
+
+
 def _holds_usage_object(line: str) -> bool:
     """Whether a ``"usage"`` or ``"usageMetadata"`` key with an object value appears anywhere in the line."""
     for key in ('"usage"', '"usageMetadata"'):
@@ -373,9 +399,11 @@ def apim_service(resource_id: str | None) -> str:
 
 def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], start: datetime,
                     end: datetime, source: str = "auto", probe_subscription: str = "",
-                    probe_header: str = "x-chargeback-probe", by_service: bool = False) -> dict[Any, dict[str, int]]:
-    """Per hour x subscription x product x model x deployment, and x APIM service (the key's last
-    element) with ``by_service``; without, every service's rows are summed (the merged rollup)."""
+                    probe_header: str = "x-chargeback-probe", by_service: bool = False,
+                    by_tier: bool = False) -> dict[Any, dict[str, int]]:
+    """Per hour x subscription x product x model x deployment, and x APIM service (the key's next
+    element) with ``by_service``; without, every service's rows are summed (the merged rollup).  With
+    ``by_tier`` the service tier (:func:`body_tier`) is the key's last element; without, tiers are summed."""
     known = llm_requests(llm) if source != "gatewaybody" else {}
     out: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for g in gateway:
@@ -401,6 +429,8 @@ def expected_hourly(gateway: list[dict[str, Any]], llm: list[dict[str, Any]], st
         key: tuple[Any, ...] = (hour, subscription, g["ProductId"] or "", model, deployment)
         if by_service:
             key = (*key, apim_service(g.get("_ResourceId")))
+        if by_tier:
+            key = (*key, body_tier(body) if body else "")
         c = out[key]
         c["requests"] += 1
         c["error_requests"] += g["ResponseCode"] >= 400

@@ -32,9 +32,12 @@ def sse(events: list[tuple[str | None, dict[str, Any] | str]], crlf: bool = Fals
 
 
 # -- Azure OpenAI ---------------------------------------------------------------------------------------
-def azure_chat(model: str, usage: dict[str, Any] | None, content: str = "Fine.", echo_model: bool = False) -> str:
+def azure_chat(model: str, usage: dict[str, Any] | None, content: str = "Fine.", echo_model: bool = False,
+               service_tier: str | None = None, echo_tier: bool = False) -> str:
     """A chat completion as Azure OpenAI returns it: keys sorted, choices (with content-filter results)
-    first, so a long answer puts the model after the logging cap."""
+    first, so a long answer puts the model after the logging cap.  ``service_tier``: the tier the
+    response reports (top level); ``echo_tier``: a tool call whose arguments, and metadata, say
+    ``"service_tier": "priority"`` (echoed content, not the response's tier)."""
     message: dict[str, Any] = {"annotations": [], "content": content, "refusal": None, "role": "assistant"}
     if echo_model:  # a tool call whose arguments object is echoed with a "model" key of its own
         message["tool_calls"] = [{"function": {"arguments": json.dumps({"model": "echoed"}), "name": "pick"},
@@ -49,7 +52,13 @@ def azure_chat(model: str, usage: dict[str, Any] | None, content: str = "Fine.",
         "system_fingerprint": "fp_azure"}
     if usage is not None:
         body["usage"] = usage
-    return json.dumps(body)
+    if echo_tier:
+        message["tool_calls"] = [{"function": {"arguments": json.dumps({"service_tier": "priority"}), "name": "set"},
+                                  "id": "call_2", "type": "function"}]
+        body["metadata"] = {"service_tier": "priority"}
+    if service_tier is not None:
+        body["service_tier"] = service_tier
+    return json.dumps(dict(sorted(body.items())))
 
 
 def openai_chat(model: str, usage: dict[str, Any], content: str = "Fine.") -> str:
@@ -59,11 +68,12 @@ def openai_chat(model: str, usage: dict[str, Any], content: str = "Fine.") -> st
                                     "finish_reason": "stop"}], "usage": usage, "service_tier": "default"})
 
 
-def azure_chat_stream(model: str, usage: dict[str, Any] | None) -> str:
+def azure_chat_stream(model: str, usage: dict[str, Any] | None, service_tier: str | None = None) -> str:
     """Azure's stream: a prompt-filter chunk with an empty model first, content chunks, a usage chunk only
-    when the caller asked stream_options.include_usage, [DONE]."""
+    when the caller asked stream_options.include_usage, [DONE].  ``service_tier``: on every chunk but the
+    prompt-filter one (the usage chunk, the last, included)."""
     base = {"created": 1764000000, "id": "chatcmpl-s", "model": model, "object": "chat.completion.chunk",
-            "system_fingerprint": "fp_azure"}
+            "system_fingerprint": "fp_azure", **({"service_tier": service_tier} if service_tier is not None else {})}
     events: list[tuple[str | None, dict[str, Any] | str]] = [
         (None, {"choices": [], "created": 0, "id": "", "model": "", "object": "",
                 "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTERS}]})]
@@ -88,6 +98,25 @@ def responses_json(model: str, usage: dict[str, Any]) -> str:
                                    "content": [{"type": "output_text", "text": "ok", "annotations": []}]}],
                        "parallel_tool_calls": True, "reasoning": {"effort": "medium", "summary": None},
                        "usage": usage, "user": None, "metadata": {"model": "metadata-echo"}})
+
+
+def responses_stream(model: str, usage: dict[str, Any], service_tier: str | None = None,
+                     echo_tier: bool = False) -> str:
+    """A Responses API stream: response.created (the response object without usage), an output delta,
+    response.completed with the response object, its usage and ``service_tier``.  ``echo_tier``: the
+    request's metadata echoed in the response object says ``"service_tier": "priority"``."""
+    response: dict[str, Any] = {"id": "resp_s", "object": "response", "created_at": 1764000000, "model": model,
+                                "status": "in_progress", "output": [], "usage": None,
+                                "metadata": {"service_tier": "priority"} if echo_tier else {}}
+    done = {**response, "status": "completed", "usage": usage,
+            **({"service_tier": service_tier} if service_tier is not None else {}),
+            "output": [{"type": "message", "id": "msg_s", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": "ok", "annotations": []}]}]}
+    return sse([("response.created", {"type": "response.created", "sequence_number": 0, "response": response}),
+                ("response.output_text.delta", {"type": "response.output_text.delta", "sequence_number": 1,
+                                                "item_id": "msg_s", "output_index": 0, "content_index": 0,
+                                                "delta": "ok"}),
+                ("response.completed", {"type": "response.completed", "sequence_number": 2, "response": done})])
 
 
 def transcription_json(usage: dict[str, Any]) -> str:

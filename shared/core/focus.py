@@ -28,6 +28,11 @@ Every other line is ``Standard`` with those columns null. The idle part of a res
 the ``unallocated-capacity`` line; that line cannot tell reserved-but-undeployed PTUs from
 deployed-but-idle ones, so it is reported as ``Used`` too.
 
+**Priority processing.** Tokens the responses reported as served at the priority tier are lines of
+their own (``CostLine.service_tier``), priced by the Priority retail meter: ``SkuPriceId`` is that
+meter's id, ``SkuMeter`` and ``x_BillingMode`` say ``priority``, the unit prices are the Priority
+ones; without a Priority meter in force the row is unpriced (``x_Unpriced``), never at the standard price.
+
 **Dates** are ISO 8601 UTC text ``YYYY-MM-DDTHH:mm:ssZ``, period ends exclusive; a charge period
 outside the billing period is refused.
 """

@@ -48,7 +48,7 @@ class FocusExport:
 
 def _order(line: CostLine) -> tuple[object, ...]:
     return (line.charge_start, line.subscription_id.lower(), line.apim_service, line.deployment.lower(),
-            line.product_id, line.model, line.token_kind)
+            line.product_id, line.model, line.token_kind, line.service_tier)
 
 
 def month_focus(repository: UsageRepository, prices: Callable[[], PriceTable], month: datetime,

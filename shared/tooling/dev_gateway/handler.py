@@ -27,7 +27,7 @@ from shared.tooling.dev_gateway import other_apis
 from shared.tooling.dev_gateway.config import Faults, KeyConfig
 from shared.tooling.dev_gateway.log_rows import Exchange
 from shared.tooling.dev_gateway.model_stub import Answer, answer, read_prompt
-from shared.tooling.dev_gateway.openai_responses import completion_body, embeddings_body, sse_events
+from shared.tooling.dev_gateway.openai_responses import answered_tier, completion_body, embeddings_body, sse_events
 from shared.tooling.dev_gateway.ports import DevGateway
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,11 @@ class GatewayHandler(BaseHTTPRequestHandler):
         max_tokens = request.get("max_completion_tokens", request.get("max_tokens"))
         reply = answer(prompt_text, prompt_tokens, max_tokens if isinstance(max_tokens, int) else None)
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        tier = answered_tier(kind, request)
         if stream:
-            self._stream(ex, kind, model, reply, prompt_tokens, include_usage, faults, backend_started)
+            self._stream(ex, kind, model, reply, prompt_tokens, include_usage, faults, backend_started, tier)
         else:
-            self._complete(ex, kind, model, reply, prompt_tokens, backend_started)
+            self._complete(ex, kind, model, reply, prompt_tokens, backend_started, tier)
         gw.limiter.consume(key, prompt_tokens + len(reply.words))
         ex.llm = {"model": model, "prompt_tokens": prompt_tokens, "completion_tokens": len(reply.words),
                   "stream": stream, "api_version": api_version, "request_messages": messages,
@@ -264,8 +265,8 @@ class GatewayHandler(BaseHTTPRequestHandler):
         self.respond(ex, status, {"error": {"code": code, "message": message, "type": None, "param": None}})
 
     def _complete(self, ex: Exchange, kind: str, model: str, reply: Answer, prompt_tokens: int,
-                  backend_started: float) -> None:
-        body = completion_body(kind, ex.correlation, model, reply, prompt_tokens)
+                  backend_started: float, service_tier: str | None = None) -> None:
+        body = completion_body(kind, ex.correlation, model, reply, prompt_tokens, service_tier)
         ex.backend_status = 200
         ex.backend_ms = (time.perf_counter() - backend_started) * 1000
         self.respond(ex, 200, body)
@@ -278,8 +279,9 @@ class GatewayHandler(BaseHTTPRequestHandler):
         self.respond(ex, 200, body)
 
     def _stream(self, ex: Exchange, kind: str, model: str, reply: Answer, prompt_tokens: int,
-                include_usage: bool, faults: Faults, backend_started: float) -> None:
-        events = sse_events(kind, ex.correlation, model, reply, prompt_tokens, include_usage)
+                include_usage: bool, faults: Faults, backend_started: float,
+                service_tier: str | None = None) -> None:
+        events = sse_events(kind, ex.correlation, model, reply, prompt_tokens, include_usage, service_tier)
         self.stream(ex, events, "text/event-stream; charset=utf-8", faults, backend_started)
 
     def stream(self, ex: Exchange, events: Iterable[tuple[str, int | None]], content_type: str, faults: Faults,

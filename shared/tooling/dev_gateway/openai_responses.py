@@ -1,6 +1,10 @@
 """Azure OpenAI's response shapes for the model stub's answers: chat and text completions,
 embeddings (floats or base64), the ``usage`` object, and the SSE events of a streamed answer
-(with the optional final usage chunk of ``stream_options.include_usage``)."""
+(with the optional final usage chunk of ``stream_options.include_usage``).
+
+A chat request naming a ``service_tier`` gets the tier that served it in the response (the body and
+every chunk, as Azure answers): ``"priority"`` when it asked for priority, ``"default"`` otherwise; a
+request naming none gets no ``service_tier`` key, as before."""
 
 from __future__ import annotations
 
@@ -26,11 +30,20 @@ def usage_json(prompt: int, completion: int | None) -> dict[str, Any]:
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 
 
+def answered_tier(kind: str, request: dict[str, Any]) -> str | None:
+    """The ``service_tier`` a chat response reports for ``request`` (``None``: no key)."""
+    asked = request.get("service_tier")
+    if kind != CHAT or not isinstance(asked, str):
+        return None
+    return "priority" if asked == "priority" else "default"
+
+
 def _response_id(kind: str, correlation: str) -> str:
     return f"{'chatcmpl' if kind == CHAT else 'cmpl'}-{correlation.replace('-', '')[:24]}"
 
 
-def completion_body(kind: str, correlation: str, model: str, reply: Answer, prompt_tokens: int) -> dict[str, Any]:
+def completion_body(kind: str, correlation: str, model: str, reply: Answer, prompt_tokens: int,
+                    service_tier: str | None = None) -> dict[str, Any]:
     """A non-streamed chat completion or text completion."""
     created = int(time.time())
     if kind == CHAT:
@@ -38,7 +51,8 @@ def completion_body(kind: str, correlation: str, model: str, reply: Answer, prom
                 "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text, "refusal": None},
                              "logprobs": None, "finish_reason": reply.finish_reason}],
-                "usage": usage_json(prompt_tokens, len(reply.words)), "system_fingerprint": SYSTEM_FINGERPRINT}
+                "usage": usage_json(prompt_tokens, len(reply.words)), "system_fingerprint": SYSTEM_FINGERPRINT,
+                **({"service_tier": service_tier} if service_tier is not None else {})}
     return {"id": _response_id(kind, correlation), "object": "text_completion", "created": created, "model": model,
             "choices": [{"text": reply.text, "index": 0, "logprobs": None, "finish_reason": reply.finish_reason}],
             "usage": usage_json(prompt_tokens, len(reply.words))}
@@ -58,7 +72,7 @@ def embeddings_body(request: dict[str, Any], model: str, prompt_tokens: int, dim
 
 
 def sse_events(kind: str, correlation: str, model: str, reply: Answer, prompt_tokens: int,
-               include_usage: bool) -> Iterator[tuple[str, int | None]]:
+               include_usage: bool, service_tier: str | None = None) -> Iterator[tuple[str, int | None]]:
     """``data: {...}`` events with the index of the token each carries (None: no token): (chat: a role
     chunk,) one chunk per token, a finish chunk, the usage chunk when asked for, ``data: [DONE]``."""
     created = int(time.time())
@@ -69,6 +83,8 @@ def sse_events(kind: str, correlation: str, model: str, reply: Answer, prompt_to
                             "created": created, "model": model}
     if chat:
         base["system_fingerprint"] = SYSTEM_FINGERPRINT
+    if service_tier is not None:
+        base["service_tier"] = service_tier
 
     def event(choice: dict[str, Any]) -> str:
         return "data: " + json.dumps({**base, "choices": [choice], **extra}) + "\n\n"

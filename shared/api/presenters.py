@@ -72,7 +72,7 @@ def counters_json(counters: Counters) -> dict[str, object]:
 
 
 def cost_fields(cost: Cost, currency: str) -> dict[str, object]:
-    return {"cost": money_text(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens,
+    return {"cost": _money(cost.amount), "currency": currency, "unpricedTokens": cost.unpriced_tokens,
             **cost_split(cost)}
 
 
@@ -92,13 +92,16 @@ def cost_split(cost: Cost) -> dict[str, object]:
     """The split as flat fields (JSON and CSV alike): exact decimal text per column, ``costBasis`` the
     bases present (``;``-joined), ``uncatalogued`` the deployments priced by model name."""
     def total(values: Mapping[str, Decimal], keys: Iterable[str]) -> str:
-        return money_text(sum((values.get(key, ZERO) for key in keys), ZERO))
+        # most columns of most rows have none of their keys: the zero text, without a sum
+        if not any(key in values for key in keys):
+            return _ZERO_MONEY
+        return _money(sum((values.get(key, ZERO) for key in keys), ZERO))
 
     fields: dict[str, object] = {column: total(cost.by_kind, kinds) for column, kinds in SPLIT_KINDS.items()}
     fields.update({column: total(cost.by_deployment_type, (kind,)) for column, kind in SPLIT_TYPES.items()})
     fields.update({column: total(cost.by_basis, (basis,)) for column, basis in SPLIT_BASES.items()})
     fields["costBasis"] = ";".join(basis for basis in SPLIT_BASES.values() if cost.by_basis.get(basis))
-    fields["listCost"] = money_text(cost.list_amount)
+    fields["listCost"] = _money(cost.list_amount)
     fields["priceAsOf"] = cost.price_as_of.isoformat() if cost.price_as_of else None
     fields["uncatalogued"] = sorted(cost.uncatalogued)
     fields["unpricedMeters"] = sorted(cost.unpriced_meters)

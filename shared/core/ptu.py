@@ -31,6 +31,9 @@ utilised share (capped at 1) does. The rest, and every hour without traffic, goe
 :data:`UNALLOCATED` line, so a month's lines add up to what Azure bills. With ``idle="spread"`` the
 month's unallocated cost is instead spread over the month's users by their weighted tokens.
 
+A user is a subscription *of one APIM service* (gateway): two gateways' subscriptions of the same name
+are different teams, so each has its own weight, its own share and its own lines.
+
 A model with no known ratio is weighted by its plain total tokens, and every line of such an hour
 says so (``weight_basis``): a wrong weight shows, and no team's share silently becomes zero.
 """
@@ -216,6 +219,10 @@ class AllocationLine:
     weight: int  # capacity-weighted (or, flagged, total) tokens behind the share
     kind: LineKind
     weight_basis: WeightBasis
+    apim_service: str = ""  # the gateway of the subscription ("" when the usage names none)
+
+
+_User = tuple[str, str]  # (subscription id, APIM service): who is charged a share
 
 
 @dataclass(frozen=True)
@@ -254,14 +261,23 @@ def _hour(history: DeploymentCatalog, name: str, start: datetime, rates: PtuRate
     return _Hour(_to_quantum(above_reservation, quantum) + reservation_cost, idle, ptu_hours, model)
 
 
-def _usage_by_hour(rows: Iterable[UsageRow], name: str) -> dict[datetime, dict[str, Counters]]:
-    by_hour: dict[datetime, dict[str, Counters]] = {}
+def _usage_by_hour(rows: Iterable[UsageRow], name: str) -> dict[datetime, dict[_User, Counters]]:
+    by_hour: dict[datetime, dict[_User, Counters]] = {}
     for row in rows:
         if row.granularity is not Granularity.HOUR or name_key(row.key.deployment) != name_key(name):
             continue
         hour = by_hour.setdefault(row.period_start.astimezone(UTC), {})
-        hour[row.subscription_id] = hour.get(row.subscription_id, Counters()) + row.counters
+        user = (row.subscription_id, row.key.apim_service)
+        hour[user] = hour.get(user, Counters()) + row.counters
     return by_hour
+
+
+def _allocate_users(total: Decimal, weights: Mapping[_User, int], quantum: Decimal) -> dict[_User, Decimal]:
+    """:func:`allocate` over users; ties go in (subscription, service) order, as they went by subscription."""
+    users = sorted(weights)
+    labels = {f"{index:09d}": user for index, user in enumerate(users)}
+    shares = allocate(total, {label: weights[user] for label, user in labels.items()}, quantum)
+    return {labels[label]: share for label, share in shares.items()}
 
 
 def allocate_month(name: str, history: Sequence[Deployment], usage: Iterable[UsageRow], rates: PtuRates,
@@ -282,15 +298,15 @@ def allocate_month(name: str, history: Sequence[Deployment], usage: Iterable[Usa
     while hour < end:
         lines.extend(_hour_lines(catalog, name, hour, rates, usage_by_hour.get(hour, {}), quantum))
         hour += HOUR
-    return _spread_idle(lines, name, start, quantum) if idle == "spread" else lines
+    return spread_idle(lines, name, start, quantum) if idle == "spread" else lines
 
 
 def _hour_lines(catalog: DeploymentCatalog, name: str, hour: datetime, rates: PtuRates,
-                users: Mapping[str, Counters], quantum: Decimal) -> list[AllocationLine]:
+                users: Mapping[_User, Counters], quantum: Decimal) -> list[AllocationLine]:
     cost = _hour(catalog, name, hour, rates, quantum)
     deployed = cost.total - cost.idle_reservation
-    weights = {sub: capacity_weight(cost.model, c) for sub, c in users.items()} if cost.model is not None else {}
-    positive = {sub: w.tokens for sub, w in weights.items() if w.tokens > 0}
+    weights = {user: capacity_weight(cost.model, c) for user, c in users.items()} if cost.model is not None else {}
+    positive = {user: w.tokens for user, w in weights.items() if w.tokens > 0}
     lines = []
     used = Decimal(0)
     if positive and deployed > 0:
@@ -299,30 +315,32 @@ def _hour_lines(catalog: DeploymentCatalog, name: str, hour: datetime, rates: Pt
             utilisation = min(Fraction(1), sum(positive.values()) / (cost.ptu_hours * rates.tokens_per_ptu_hour))
             used = _to_quantum(Fraction(deployed) * utilisation, quantum)
         if used > 0:
-            for sub, share in allocate(used, positive, quantum).items():
-                lines.append(AllocationLine(name, sub, hour, share, positive[sub], LineKind.USAGE,
-                                            weights[sub].basis))
+            for (sub, service), share in _allocate_users(used, positive, quantum).items():
+                lines.append(AllocationLine(name, sub, hour, share, positive[sub, service], LineKind.USAGE,
+                                            weights[sub, service].basis, service))
     unused = cost.total - used
     if unused > 0:
         lines.append(AllocationLine(name, UNALLOCATED, hour, unused, 0, LineKind.IDLE, WeightBasis.NONE))
     return lines
 
 
-def _spread_idle(lines: list[AllocationLine], name: str, month: datetime, quantum: Decimal) -> list[AllocationLine]:
-    """The month's unallocated cost spread over its users by their weighted tokens (exact)."""
+def spread_idle(lines: list[AllocationLine], name: str, month: datetime, quantum: Decimal) -> list[AllocationLine]:
+    """The month's unallocated cost spread over its users (subscription, APIM service) by their
+    weighted tokens (exact)."""
     idle_total = sum((line.cost for line in lines if line.kind is LineKind.IDLE), Decimal(0))
-    month_weights: dict[str, int] = {}
-    bases: dict[str, set[WeightBasis]] = {}
+    month_weights: dict[_User, int] = {}
+    bases: dict[_User, set[WeightBasis]] = {}
     for line in lines:
         if line.kind is LineKind.USAGE:
-            month_weights[line.subscription_id] = month_weights.get(line.subscription_id, 0) + line.weight
-            bases.setdefault(line.subscription_id, set()).add(line.weight_basis)
+            user = (line.subscription_id, line.apim_service)
+            month_weights[user] = month_weights.get(user, 0) + line.weight
+            bases.setdefault(user, set()).add(line.weight_basis)
     if not idle_total or not any(month_weights.values()):
         return lines  # nobody used the deployment this month: the idle cost stays unallocated
     kept = [line for line in lines if line.kind is not LineKind.IDLE]
-    spread = [AllocationLine(name, sub, month, share, month_weights[sub], LineKind.IDLE_SPREAD,
-                             _one_basis(bases[sub]))
-              for sub, share in allocate(idle_total, month_weights, quantum).items()]
+    spread = [AllocationLine(name, sub, month, share, month_weights[sub, service], LineKind.IDLE_SPREAD,
+                             _one_basis(bases[sub, service]), service)
+              for (sub, service), share in _allocate_users(idle_total, month_weights, quantum).items()]
     return kept + spread
 
 

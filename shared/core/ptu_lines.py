@@ -6,8 +6,11 @@ force at that hour), reservations from the PTU policy spread exactly over their 
 shared by capacity-weighted tokens, the rest on an ``unallocated-capacity`` line (or, with
 ``idle="spread"``, the month's idle cost spread over its users).
 
-A subscription that used the deployment under several usage keys in one hour (two products) has
-its share split again by the same weights, exactly, so every line belongs to one usage key.
+A user is a subscription of one APIM service (two gateways' same-named subscriptions are two users,
+with their own weights and shares, and their lines name their service).  A user that used the
+deployment under several usage keys in one hour (two products) has its share split again by the
+same weights, exactly, so every line belongs to one usage key.  An idle-spread line belongs to a user,
+not a usage key: it names the subscription and the service, no product.
 
 **Negotiated rates.**  A rate override of the PTU meter family (``ptu|<type>``, ``ptu|*``, ``*|<type>``
 or ``*|*``, see :mod:`shared.core.rate_overrides`) in force on an hour's day replaces the list rate per
@@ -55,6 +58,7 @@ from shared.core.ptu import (
     allocate,
     allocate_month,
     capacity_weight,
+    spread_idle,
 )
 from shared.core.rate_overrides import PTU_FAMILY, PTU_HOUR
 from shared.core.usage import Granularity, UsageKey, UsageRow
@@ -199,26 +203,21 @@ def _rate_of(rates: _HourRates, parts: list[tuple[Fraction, Deployment]]) -> _Ra
 def _spread(name: str, month: datetime,
             allocated: list[tuple[AllocationLine, Decimal, _Rate]]) -> list[tuple[AllocationLine, Decimal, _Rate]]:
     """The month's idle cost spread over its users by weighted tokens, across runs of different rates."""
-    idle = sum((line.cost for line, _, _ in allocated if line.kind is LineKind.IDLE), Decimal(0))
-    weights: dict[str, int] = {}
-    for line, _, _ in allocated:
-        if line.kind is LineKind.USAGE:
-            weights[line.subscription_id] = weights.get(line.subscription_id, 0) + line.weight
-    if not idle or not any(weights.values()):
-        return allocated
+    spread = [line for line in spread_idle([line for line, _, _ in allocated], name, month, QUANTUM)
+              if line.kind is LineKind.IDLE_SPREAD]
+    if not spread:
+        return allocated  # nobody used the deployment: the idle cost stays unallocated
     rate = allocated[-1][2]
     kept = [entry for entry in allocated if entry[0].kind is not LineKind.IDLE]
-    spread = [(AllocationLine(name, sub, month, share, weights[sub], LineKind.IDLE_SPREAD, WeightBasis.CAPACITY),
-               QUANTUM, rate) for sub, share in allocate(idle, weights, QUANTUM).items()]
-    return kept + spread
+    return kept + [(line, QUANTUM, rate) for line in spread]
 
 
 def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, Decimal, _Rate]],
            usage: Sequence[UsageRow], versions: Mapping[datetime, list[tuple[Fraction, Deployment]]],
            reservations: tuple[Reservation, ...], start: datetime, end: datetime) -> list[KeyedLine]:
-    rows_by: dict[tuple[datetime, str], list[UsageRow]] = {}
+    rows_by: dict[tuple[datetime, str, str], list[UsageRow]] = {}
     for row in usage:
-        rows_by.setdefault((row.period_start, row.subscription_id), []).append(row)
+        rows_by.setdefault((row.period_start, row.subscription_id, row.key.apim_service), []).append(row)
     hour_totals: dict[datetime, Decimal] = {}
     for line, _, _ in allocated:
         if line.kind is not LineKind.IDLE_SPREAD:
@@ -234,7 +233,7 @@ def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, De
         ptu_hours = sum((part * v.ptus for part, v in parts if v.ptus), Fraction(0)) if parts else Fraction(0)
         shares: list[tuple[UsageKey | None, str, Decimal]]
         if line.kind is LineKind.USAGE:
-            rows = rows_by.get((line.hour, line.subscription_id), [])
+            rows = rows_by.get((line.hour, line.subscription_id, line.apim_service), [])
             shares = _by_key(line, rows, version.model, quantum)
         else:
             shares = [(None, "", line.cost)]
@@ -242,7 +241,7 @@ def _keyed(name: str, pricing: Pricing, allocated: list[tuple[AllocationLine, De
             cost_line = _cost_line(line, version, pricing, product, cost, rate, reserved, hour_totals.get(line.hour),
                                    ptu_hours, charge_start, charge_end)
             out.append((key, replace(cost_line, apim_service=key.apim_service, service_tier=key.service_tier)
-                          if key is not None else cost_line))
+                          if key is not None else replace(cost_line, apim_service=line.apim_service)))
     return out
 
 

@@ -417,8 +417,8 @@ def monthly_chargeback(repository: UsageRepository, prices: Callable[[], PriceTa
         costs[holder] = costs.get(holder, Cost()) + cost
     ptu: dict[tuple[str, str, str], list[CostLine]] = {}
     idle: dict[str, list[CostLine]] = {}
-    for key, line in ptu_month_lines(repository, pricing, start):
-        holder = (line.subscription_id, *((key.apim_service, key.service_tier) if key is not None else ("", "")))
+    for _, line in ptu_month_lines(repository, pricing, start):
+        holder = (line.subscription_id, line.apim_service, line.service_tier)  # idle-spread lines: no usage key
         if line.subscription_id == UNALLOCATED_CAPACITY:
             idle.setdefault(line.deployment, []).append(line)
         elif holder in counters:

@@ -151,3 +151,17 @@ def test_keys_limits_and_unknown_models(gateway: DevGateway) -> None:
     assert sum(r["requests"] for r in rows) == 4 and sum(r["error_requests"] for r in rows) == 4
     # Error answers name no model (the request did, but requests are not logged); Gemini's URL still does.
     assert {r["model"] for r in rows} == {"unknown", "gemini-9"}
+
+
+def test_a_body_that_is_not_a_json_object_is_each_providers_400(gateway: DevGateway) -> None:
+    with httpx.Client(timeout=10) as http:
+        anthropic = http.post(gateway.url + "/anthropic/v1/messages", content=b"{not json",
+                              headers={"x-api-key": "key-a"})
+        gemini = http.post(gateway.url + "/v1beta/models/gemini-2.5-flash:generateContent", content=b"[1, 2]",
+                           headers={"x-goog-api-key": "key-a"})
+        no_key = http.post(gateway.url + "/anthropic/v1/messages", content=b"{not json", headers={"x-api-key": "nope"})
+    assert anthropic.status_code == 400 and anthropic.json()["error"]["type"] == "invalid_request_error"
+    assert "could not parse the JSON body" in anthropic.json()["error"]["message"]
+    assert gemini.status_code == 400 and gemini.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert gemini.json()["error"]["message"] == "the body must be a JSON object"
+    assert no_key.status_code == 401  # the key is checked before the body

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.tooling.dev_gateway import anthropic_responses, gemini_responses
-from shared.tooling.dev_gateway.config import Faults
+from shared.tooling.dev_gateway.config import Faults, KeyConfig
 from shared.tooling.dev_gateway.log_rows import Exchange
 from shared.tooling.dev_gateway.model_stub import answer
 from shared.tooling.dev_gateway.ports import ApiHandler
@@ -36,6 +37,21 @@ def _request(body: bytes) -> dict[str, Any] | str:
     return request if isinstance(request, dict) else "the body must be a JSON object"
 
 
+def _opened(handler: ApiHandler, ex: Exchange, body: bytes, key_header: str,
+            invalid: Callable[[str], dict[str, Any]]) -> tuple[str, KeyConfig, dict[str, Any]] | None:
+    """The caller's key, its account and the JSON request; None once APIM's 401 or the provider's 400
+    (``invalid`` of the reason: its error body) is sent."""
+    found = handler.check_key(ex, key_header)
+    if found is None:
+        return None
+    started = time.perf_counter()
+    request = _request(body)
+    if isinstance(request, str):
+        _backend_failed(handler, ex, 400, invalid(request), started)
+        return None
+    return found[0], found[1], request
+
+
 def _backend_failed(handler: ApiHandler, ex: Exchange, status: int, body: Any, started: float) -> None:
     ex.backend_status = status
     ex.backend_ms = (time.perf_counter() - started) * 1000
@@ -46,15 +62,11 @@ def _backend_failed(handler: ApiHandler, ex: Exchange, status: int, body: Any, s
 def anthropic_messages(handler: ApiHandler, ex: Exchange, body: bytes) -> None:
     gw = handler.gateway
     ex.operation, ex.api_id, ex.backend = PASSTHROUGH_OPERATION, "anthropic-messages", ANTHROPIC_BACKEND
-    found = handler.check_key(ex, "x-api-key")
-    if found is None:
+    opened = _opened(handler, ex, body, "x-api-key",
+                     lambda reason: anthropic_responses.error_body("invalid_request_error", reason))
+    if opened is None:
         return
-    key, account = found
-    started = time.perf_counter()
-    request = _request(body)
-    if isinstance(request, str):
-        _backend_failed(handler, ex, 400, anthropic_responses.error_body("invalid_request_error", request), started)
-        return
+    key, account, request = opened
     prompt = anthropic_responses.read_prompt(request)
     if not handler.within_token_limit(ex, key, account, prompt.tokens):
         return
@@ -90,15 +102,11 @@ def gemini_generate(handler: ApiHandler, ex: Exchange, body: bytes, model: str, 
     gw = handler.gateway
     ex.operation, ex.api_id = PASSTHROUGH_OPERATION, "gemini"
     ex.backend = VERTEX_BACKEND if vertex else GEMINI_BACKEND
-    found = handler.check_key(ex, "x-goog-api-key")
-    if found is None:
+    opened = _opened(handler, ex, body, "x-goog-api-key",
+                     lambda reason: gemini_responses.error_body(400, "INVALID_ARGUMENT", reason))
+    if opened is None:
         return
-    key, account = found
-    started = time.perf_counter()
-    request = _request(body)
-    if isinstance(request, str):
-        _backend_failed(handler, ex, 400, gemini_responses.error_body(400, "INVALID_ARGUMENT", request), started)
-        return
+    key, account, request = opened
     prompt = gemini_responses.read_prompt(model, request)
     if not handler.within_token_limit(ex, key, account, prompt.tokens):
         return

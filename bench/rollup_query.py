@@ -27,8 +27,9 @@ WINDOW_START = datetime(2026, 11, 1, tzinfo=UTC)
 SUBSCRIPTIONS = 200
 
 
-def parameters(start: datetime, end: datetime) -> dict[str, Any]:
-    return {"window_start": start, "window_end": end, "usage_source": "auto", "probe_subscription": "",
+def parameters(start: datetime, end: datetime, usage_source: str = "auto") -> dict[str, Any]:
+    """The rollup query's parameters as the rollup sends them (no probe subscription)."""
+    return {"window_start": start, "window_end": end, "usage_source": usage_source, "probe_subscription": "",
             "probe_header": "x-chargeback-probe"}
 
 

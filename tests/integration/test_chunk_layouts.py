@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.rollup_query import comparable, run_hand
+from bench.rollup_query import comparable, parameters, run_hand
 from shared.adapters.local_workspace import LocalWorkspaceSource
 from shared.queries import load
 from shared.services.rollup import usage_rows
@@ -78,8 +78,7 @@ def test_no_counts_on_any_row_is_unmetered_never_zero_tokens(workspace: Path, so
 @pytest.mark.parametrize("source", ["auto", "llmlog"])
 def test_hand_sql_agrees_with_the_query_on_every_layout(workspace: Path, source: str) -> None:
     query = load("usage_by_subscription")
-    values = {"window_start": START, "window_end": DEMO_END, "usage_source": source, "probe_subscription": "",
-              "probe_header": "x-chargeback-probe"}
+    values = parameters(START, DEMO_END, source)
     kql = LocalWorkspaceSource(workspace).run(query, values)
     hand = run_hand(workspace, values)
     assert comparable(hand, list(query.columns)) == comparable(kql, list(query.columns))

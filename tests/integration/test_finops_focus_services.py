@@ -5,34 +5,21 @@ it; every row also passes the FOCUS checks of tests/integration/test_finops_focu
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from shared.composition import table_store
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow, merge
 from shared.settings import Settings
-from tests.billing_support import ADMIN_KEY, call
-from tests.integration.test_finops_focus import APIM, NOV, NOW, catalog, check_focus_rows, focus_csv_rows
+from tests.billing_support import call
+from tests.integration.test_finops_focus import NOV, NOW, catalog, check_focus_rows, focus_csv_rows
+from tests.integration.test_finops_focus import admin as admin  # fixtures, found by their names
+from tests.integration.test_finops_focus import settings_file as settings_file
 
 SERVICES = ("apim-weu", "apim-eus")
 PTU_HOUR = datetime(2026, 11, 28, 10, tzinfo=UTC)
-
-
-@pytest.fixture
-def admin(settings: Settings) -> Settings:
-    return settings.with_overrides(ADMIN_API_KEY=ADMIN_KEY, APIM_RESOURCE_ID=APIM)
-
-
-@pytest.fixture
-def settings_file(tmp_path: Path, admin: Settings) -> Path:
-    path = tmp_path / "local.settings.json"
-    path.write_text(json.dumps({"Values": admin._values}))
-    return path
 
 
 def completion(service: str, day: int) -> int:

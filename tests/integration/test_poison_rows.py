@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.adapters.tables import TableStore
 from shared.composition import rollup_service, table_store
 from shared.core.keys import MAX_NAME_UTF16, partition_key, storable_name
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
@@ -29,7 +32,7 @@ from shared.tooling.demo import demo_data
 from tests.conftest import DEMO_END, make_settings
 from tests.expected import FIELDS, expected_hourly, rollup_to
 from tests.integration.test_rollup import stored, write_workspace
-from tests.table_proxy import table_proxy
+from tests.table_proxy import TableProxy, table_proxy
 
 NOW = DEMO_END + timedelta(minutes=5)
 LOOKBACK = str(26 * 60)
@@ -186,11 +189,19 @@ def test_entities_breaking_a_limit_are_kept_aside_with_the_reason(settings: Sett
     assert store.table_client(table).get_entity("p", "good")["Text"] == good["Text"]
 
 
-def test_transactions_split_by_bytes_as_well_as_count(tmp_path: Path, azurite: AzuriteProcess) -> None:
+@contextmanager
+def proxied_table(tmp_path: Path, azurite: AzuriteProcess, name: str) -> Iterator[tuple[TableProxy, TableStore, str]]:
+    """A store whose Table Storage calls pass through a misbehaving proxy, and a fresh table of it."""
     with table_proxy(azurite.port) as proxy:
         settings = make_settings(tmp_path / "ws.duckdb", proxy.connection_string(azurite.connection_string))
         store = table_store(settings)
-        table = settings.table_prefix + "bytes"
+        table = settings.table_prefix + name
+        store.table(table)
+        yield proxy, store, table
+
+
+def test_transactions_split_by_bytes_as_well_as_count(tmp_path: Path, azurite: AzuriteProcess) -> None:
+    with proxied_table(tmp_path, azurite, "bytes") as (proxy, store, table):
         # 100 entities of one partition, ~62 KB of JSON each: over 4 MiB as one transaction
         entities = [{"PartitionKey": "p", "RowKey": f"{n:03d}", "Text": "z" * 31_000, "More": "w" * 31_000}
                     for n in range(100)]
@@ -201,12 +212,8 @@ def test_transactions_split_by_bytes_as_well_as_count(tmp_path: Path, azurite: A
 
 def test_an_unexpected_answer_falls_back_once_to_the_sdk(tmp_path: Path, azurite: AzuriteProcess,
                                                          caplog: pytest.LogCaptureFixture) -> None:
-    with table_proxy(azurite.port) as proxy:
-        settings = make_settings(tmp_path / "ws.duckdb", proxy.connection_string(azurite.connection_string))
-        store = table_store(settings)
-        table = settings.table_prefix + "fallback"
+    with proxied_table(tmp_path, azurite, "fallback") as (proxy, store, table):
         entities = [{"PartitionKey": "p", "RowKey": f"{n}", "N": n} for n in range(10)]
-        store.table(table)
         proxy.garble_batches = 1
         with caplog.at_level(logging.WARNING):
             assert store.replace_entities(table, entities) == 10
@@ -241,12 +248,8 @@ def test_a_transaction_whose_connection_resets_is_sent_again(tmp_path: Path, azu
                                                              caplog: pytest.LogCaptureFixture, mode: str) -> None:
     """A reset before Azurite saw the transaction, or after it committed it (the answer lost): the
     replace is sent again and the table holds exactly the entities, once each."""
-    with table_proxy(azurite.port) as proxy:
-        settings = make_settings(tmp_path / "ws.duckdb", proxy.connection_string(azurite.connection_string))
-        store = table_store(settings)
-        table = settings.table_prefix + "resets"
+    with proxied_table(tmp_path, azurite, "resets") as (proxy, store, table):
         entities = [{"PartitionKey": "p", "RowKey": f"{n:02d}", "N": n} for n in range(20)]
-        store.table(table)
         setattr(proxy, mode, 2)
         with caplog.at_level(logging.WARNING):
             assert store.replace_entities(table, entities) == 20

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.rollup_query import comparable, run_hand
-from shared.adapters import local_workspace
+from bench.rollup_query import comparable, parameters, run_hand
 from shared.adapters.local_workspace import LocalWorkspaceSource
 from shared.queries import load
 from shared.services.rollup import usage_rows
@@ -25,6 +24,7 @@ from shared.tooling.demo import demo_data
 from tests import provider_bodies as bodies
 from tests.conftest import DEMO_END
 from tests.expected import expected_hourly
+from tests.integration.test_rollup import write_workspace
 
 START = DEMO_END - timedelta(hours=3)
 HOUR = DEMO_END - timedelta(hours=2)
@@ -187,16 +187,6 @@ def provider_traffic() -> demo_data.DemoTraffic:
     return traffic
 
 
-def write(path: Path, traffic: demo_data.DemoTraffic) -> None:
-    con = local_workspace.connect(path)
-    try:
-        local_workspace.create_tables(con)
-        local_workspace.insert_rows(con, "ApiManagementGatewayLogs", traffic.gateway)
-        local_workspace.insert_rows(con, "ApiManagementGatewayLlmLog", traffic.llm)
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def traffic() -> demo_data.DemoTraffic:
     return provider_traffic()
@@ -205,7 +195,7 @@ def traffic() -> demo_data.DemoTraffic:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory, traffic: demo_data.DemoTraffic) -> Path:
     path = tmp_path_factory.mktemp("providers") / "workspace.duckdb"
-    write(path, traffic)
+    write_workspace(path, traffic)
     return path
 
 
@@ -256,8 +246,7 @@ def test_llm_log_counts_and_body_kinds(workspace: Path) -> None:
 @pytest.mark.parametrize("source", ["auto", "llmlog"])
 def test_hand_sql_agrees(workspace: Path, source: str) -> None:
     query = load("usage_by_subscription")
-    values = {"window_start": START, "window_end": DEMO_END, "usage_source": source, "probe_subscription": "",
-              "probe_header": "x-chargeback-probe"}
+    values = parameters(START, DEMO_END, source)
     kql = LocalWorkspaceSource(workspace).run(query, values)
     assert comparable(run_hand(workspace, values), list(query.columns)) == comparable(kql, list(query.columns))
     assert len(kql) == len(CASES) + len(UNMETERED_CASES) + 2

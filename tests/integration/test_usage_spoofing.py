@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.rollup_query import comparable, run_hand
+from bench.rollup_query import comparable, parameters, run_hand
 from shared.adapters.local_workspace import LocalWorkspaceSource
 from shared.queries import load
 from shared.tooling.demo import demo_data
@@ -80,8 +80,7 @@ def test_cut_bodies_are_unmetered_not_billed_from_the_echo(workspace: Path, name
 
 def test_hand_sql_agrees_with_the_query(workspace: Path) -> None:
     query = load("usage_by_subscription")
-    values = {"window_start": START, "window_end": DEMO_END, "usage_source": "auto", "probe_subscription": "",
-              "probe_header": "x-chargeback-probe"}
+    values = parameters(START, DEMO_END)
     kql = LocalWorkspaceSource(workspace).run(query, values)
     assert comparable(run_hand(workspace, values), list(query.columns)) == comparable(kql, list(query.columns))
     assert len(kql) == len(METERED) + len(TRUNCATED)

@@ -49,10 +49,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from shared.core.deployments import Deployment, DeploymentCatalog, DeploymentType, name_key
 from shared.core.usage import Counters, Granularity, UsageRow
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
+
+K = TypeVar("K", bound="SupportsRichComparison")  # what allocate() splits among: any sortable key
 
 UNALLOCATED = "unallocated-capacity"
 QUANTUM = Decimal("0.000001")
@@ -105,11 +110,12 @@ def hour_cost(ptus: int, hourly_rate: Decimal) -> Decimal:
         return ptus * hourly_rate
 
 
-def allocate(total: Decimal, weights: Mapping[str, int], quantum: Decimal = QUANTUM) -> dict[str, Decimal]:
+def allocate(total: Decimal, weights: Mapping[K, int], quantum: Decimal = QUANTUM) -> dict[K, Decimal]:
     """Split ``total`` in proportion to ``weights`` in whole quanta, summing to ``total`` exactly.
 
     Largest remainder: each key gets the floor of its exact share; the quanta left over go one each
-    to the largest remainders, ties broken by key order (deterministic).
+    to the largest remainders, ties broken by key order (deterministic; keys of one sortable type:
+    an index, a name, or a (subscription, service) pair).
     """
     with decimal.localcontext(_EXACT):
         try:
@@ -181,7 +187,7 @@ class Reservation:
         if not self._hours:
             with decimal.localcontext(_EXACT):
                 term_total = self.ptus * self.price_per_ptu
-            shares = allocate(term_total, {f"{i:06d}": 1 for i in range(self.hours)}, quantum)
+            shares = allocate(term_total, dict.fromkeys(range(self.hours), 1), quantum)
             self._hours.update({self.start + i * HOUR: share for i, share in enumerate(shares.values())})
         return self._hours[hour]
 
@@ -272,14 +278,6 @@ def _usage_by_hour(rows: Iterable[UsageRow], name: str) -> dict[datetime, dict[_
     return by_hour
 
 
-def _allocate_users(total: Decimal, weights: Mapping[_User, int], quantum: Decimal) -> dict[_User, Decimal]:
-    """:func:`allocate` over users; ties go in (subscription, service) order, as they went by subscription."""
-    users = sorted(weights)
-    labels = {f"{index:09d}": user for index, user in enumerate(users)}
-    shares = allocate(total, {label: weights[user] for label, user in labels.items()}, quantum)
-    return {labels[label]: share for label, share in shares.items()}
-
-
 def allocate_month(name: str, history: Sequence[Deployment], usage: Iterable[UsageRow], rates: PtuRates,
                    month: datetime, *, idle: Literal["unallocated", "spread"] = "unallocated",
                    quantum: Decimal = QUANTUM) -> list[AllocationLine]:
@@ -315,7 +313,7 @@ def _hour_lines(catalog: DeploymentCatalog, name: str, hour: datetime, rates: Pt
             utilisation = min(Fraction(1), sum(positive.values()) / (cost.ptu_hours * rates.tokens_per_ptu_hour))
             used = _to_quantum(Fraction(deployed) * utilisation, quantum)
         if used > 0:
-            for (sub, service), share in _allocate_users(used, positive, quantum).items():
+            for (sub, service), share in allocate(used, positive, quantum).items():
                 lines.append(AllocationLine(name, sub, hour, share, positive[sub, service], LineKind.USAGE,
                                             weights[sub, service].basis, service))
     unused = cost.total - used
@@ -340,7 +338,7 @@ def spread_idle(lines: list[AllocationLine], name: str, month: datetime, quantum
     kept = [line for line in lines if line.kind is not LineKind.IDLE]
     spread = [AllocationLine(name, sub, month, share, month_weights[sub, service], LineKind.IDLE_SPREAD,
                              _one_basis(bases[sub, service]), service)
-              for (sub, service), share in _allocate_users(idle_total, month_weights, quantum).items()]
+              for (sub, service), share in allocate(idle_total, month_weights, quantum).items()]
     return kept + spread
 
 

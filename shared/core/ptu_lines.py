@@ -249,12 +249,12 @@ def _by_key(line: AllocationLine, rows: list[UsageRow], model: str,
             quantum: Decimal) -> list[tuple[UsageKey | None, str, Decimal]]:
     if len(rows) == 1:
         return [(rows[0].key, rows[0].key.product_id, line.cost)]
-    weights = {f"{i:04d}": capacity_weight(model, row.counters).tokens for i, row in enumerate(rows)}
-    positive = {k: w for k, w in weights.items() if w > 0}
+    weights = {i: capacity_weight(model, row.counters).tokens for i, row in enumerate(rows)}
+    positive = {i: w for i, w in weights.items() if w > 0}
     if not positive:
         return [(rows[0].key if rows else None, rows[0].key.product_id if rows else "", line.cost)]
     shares = allocate(line.cost, positive, quantum)
-    return [(rows[int(k)].key, rows[int(k)].key.product_id, share) for k, share in shares.items()]
+    return [(rows[i].key, rows[i].key.product_id, share) for i, share in shares.items()]
 
 
 def _reserved_at(reservations: tuple[Reservation, ...], hour: datetime) -> str | None:

@@ -7,6 +7,8 @@ DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def connection_string(table_port: int, host: str = "127.0.0.1") -> str:
+def connection_string(port: int, host: str = "127.0.0.1", service: str = "table") -> str:
+    """The development account on a local Azurite ``service`` (``table`` or ``blob``), path-style."""
+    endpoint = {"table": "TableEndpoint", "blob": "BlobEndpoint"}[service]
     return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"TableEndpoint=http://{host}:{table_port}/{DEV_ACCOUNT};")
+            f"{endpoint}=http://{host}:{port}/{DEV_ACCOUNT};")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from shared.adapters.azurite import DEV_ACCOUNT, DEV_KEY, connection_string
+from shared.adapters.azurite import DEV_ACCOUNT, connection_string
 from shared.errors import StorageUnavailableError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -67,10 +67,7 @@ class AzuriteProcess:
 
     @property
     def connection_string(self) -> str:
-        if self.service == "blob":
-            return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-                    f"BlobEndpoint={self.account_url};")
-        return connection_string(self.port, self.host)
+        return connection_string(self.port, self.host, self.service)
 
     @property
     def account_url(self) -> str:

@@ -1,10 +1,13 @@
 """Bench: one scheduled rollup run at 10,000 active subscriptions, end to end on Azurite.
 
 Each subscription has 2 model/deployment keys active in every hour of a 3-hour window: 60,000
-hourly rows, their day rows (the window ends mid-day, so each day is summed from the stored hours:
-a read per subscription) and month rows (a read of the stored days per subscription).  The log
-source is a stand-in that answers the usage query with those aggregate rows directly (what the
-local engine's query returns), so the bench measures the rollup itself and Table Storage.
+hourly rows, their day rows and month rows.  The day's stored hours are read only for subscriptions
+the day's listing names (none on this fresh range: ``shared.services.stored_hours``); the month rows
+are summed from the period index's day partitions, a query per day of the month, once every day row
+is stored (``MONTH_INDEX_THRESHOLD`` subscriptions or more; ``--tiny``'s 100 read their days one
+subscription at a time).  The log source is a stand-in that answers the usage query with those
+aggregate rows directly (what the local engine's query returns), so the bench measures the rollup
+itself and Table Storage.
 
 Printed: wall time of the run (target ≤ 60 s), usage rows written per second, and the process's
 peak RSS (target ≤ 500 MB; Azurite runs in its own process and is not counted).  ``--tiny``: 100

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -53,6 +53,12 @@ class RollupUsageRepository(UsageRepository, Protocol):
     def indexed_subscriptions(self, day: datetime) -> frozenset[str] | None:
         """Subscriptions with a day row of ``day`` in the period index; ``None`` when the index is not
         known to be complete (then any subscription may have rows)."""
+        ...
+
+    def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
+        """The month rows of ``subscriptions`` (stored names) summed from the period index's day rows
+        of ``month``: what merging each one's stored days gives.  ``None`` while the index is not
+        known to be complete (then each subscription's days are read on their own)."""
         ...
 
 
@@ -195,3 +201,29 @@ class EnforcementLedger(Protocol):
     def mark(self, subscription_id: str, mode: str, reason: str, now: datetime) -> None: ...
 
     def clear(self, subscription_id: str) -> None: ...
+
+
+class KeptReportWriter(Protocol):
+    """A rendered report on its way into :class:`MonthReportStore`, text chunk by text chunk."""
+
+    def add(self, text: str) -> None: ...
+
+    def commit(self) -> bool:
+        """Keep what was added (the whole report); ``False`` when it is not kept (too large)."""
+        ...
+
+
+class MonthReportStore(Protocol):
+    """Org-wide month reports rendered once and kept, each under the digest of its inputs
+    (``shared.adapters.month_report_tables``); the stored rows' generation is one of them."""
+
+    def generation(self, month: str) -> str | None:
+        """The month's settled report generation (``shared.adapters.report_generations``); ``None``
+        while its rows are being written (then nothing is kept or served)."""
+        ...
+
+    def read(self, report: str, month: str, inputs: str) -> Iterator[str] | None:
+        """The kept report's text, when one was kept under exactly ``inputs``; else ``None``."""
+        ...
+
+    def writer(self, report: str, month: str, inputs: str) -> KeptReportWriter: ...

@@ -19,9 +19,10 @@ from azure.core.credentials import AccessToken
 
 from shared.core.alerting import FAILED, PENDING, SENT, Alert
 from shared.core.meters import PriceBook, StoredBook
+from shared.core.months import next_month
 from shared.core.pricing import Price
 from shared.core.quotas import Period, Quota
-from shared.core.usage import Granularity, UsageKey, UsageRow
+from shared.core.usage import Granularity, UsageKey, UsageRow, merge
 from shared.errors import AlreadyExistsError, ConcurrentUpdateError, DeliveryError, EnforcementError
 from shared.ports import OutboxEntry, Watermark
 from shared.queries import Query
@@ -76,7 +77,8 @@ class InMemoryUsageRepository:
     """``UsageRepository``: one row per (granularity, period start, key), an upsert replaces it.
 
     Its period index is its day rows (complete unless a test sets ``index_complete`` false); touched
-    marks are kept apart.  Every ``read`` is recorded in ``read_calls``."""
+    marks are kept apart.  Every ``read`` is recorded in ``read_calls``, every ``month_sums`` in
+    ``month_sum_calls``."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[Granularity, datetime, UsageKey], UsageRow] = {}
@@ -84,6 +86,7 @@ class InMemoryUsageRepository:
         self.touched: set[tuple[str, datetime]] = set()
         self.index_complete = True
         self.read_calls: list[tuple[str, Granularity, datetime, datetime]] = []
+        self.month_sum_calls: list[tuple[datetime, frozenset[str]]] = []
 
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         written = 0
@@ -111,6 +114,15 @@ class InMemoryUsageRepository:
             return None
         return frozenset(row.subscription_id for (g, at, _), row in list(self.rows.items())
                          if g is Granularity.DAY and at == day)
+
+    def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
+        """The month rows of ``subscriptions`` summed from the stored day rows (the index), as one read."""
+        self.month_sum_calls.append((month, subscriptions))
+        if not self.index_complete:
+            return None
+        days = [row for (g, at, _), row in list(self.rows.items())
+                if g is Granularity.DAY and month <= at < next_month(month) and row.subscription_id in subscriptions]
+        return merge(days, Granularity.MONTH)
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
         return sorted((row for (g, at, _), row in self.rows.items() if g is granularity and start <= at < end),

@@ -23,16 +23,19 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import groupby, pairwise
 from typing import Any, TypeVar
 
 from shared.adapters.entity_values import plain
+from shared.adapters.index_month_sums import DAYS_IN_FLIGHT, MonthTotals, day_partitions
 from shared.adapters.quarantine import Quarantined, QuarantineTable
+from shared.adapters.report_generations import EPOCH, changing, generation_key, months_written, read_generation
 from shared.adapters.table_batch import MAX_OPERATIONS, MAX_TRANSACTION_BYTES, Operation, operation, submit_operations
 from shared.adapters.table_limits import entity_problem
-from shared.adapters.table_query import query
+from shared.adapters.table_query import query, query_pages
 from shared.adapters.table_rest import endpoints
 from shared.adapters.usage_index import (
     COMPLETE,
@@ -126,6 +129,7 @@ class TableStore:
 
     def __init__(self, service: Any, prefix: str, describe: str) -> None:
         self._service = service
+        self.prefix = prefix  # of every table of this installation (feature tables too)
         self.usage_table = f"{prefix}usage"
         self.state_table = f"{prefix}state"
         self.quarantine_table = f"{prefix}quarantine"
@@ -171,17 +175,41 @@ class TableStore:
 
     # -- usage ------------------------------------------------------------------------------------
     def upsert(self, rows: Iterable[UsageRow]) -> int:
-        """Usage rows, and the day and month ones again in the period index (``usage_index``)."""
+        """Usage rows, and the day and month ones again in the period index (``usage_index``); their
+        months' report generations change around the write (``report_generations``)."""
         entities = [usage_entity(row) for row in rows]
         if entities and not self._index_known_complete:
             self._mark_index_complete_if_fresh()
-        written = self.replace_entities(self.usage_table, entities)
-        indexed = [index_entity(entity) for entity in entities if entity["Granularity"] in INDEXED_VALUES]
-        if indexed:
-            self.replace_entities(self.index_table, indexed)
+        with self._generations_changing(entities, key="RowKey"):
+            written = self._replace(self.usage_table, entities)
+            indexed = [index_entity(entity) for entity in entities if entity["Granularity"] in INDEXED_VALUES]
+            if indexed:
+                self._replace(self.index_table, indexed)
         return written
 
     def replace_entities(self, table_name: str, entities: Iterable[dict[str, Any]]) -> int:
+        """:meth:`_replace`; a write of usage or index rows changes their months' report generations."""
+        key = {self.usage_table: "RowKey", self.index_table: "PartitionKey"}.get(table_name)
+        if key is None:
+            return self._replace(table_name, entities)
+        listed = list(entities)
+        with self._generations_changing(listed, key=key):
+            return self._replace(table_name, listed)
+
+    def _generations_changing(self, entities: list[dict[str, Any]], *, key: str) -> AbstractContextManager[None]:
+        months = months_written(entities, key=key)
+        return changing([generation_key(month) for month in months],
+                        lambda marks: self._replace(self.state_table, marks))
+
+    def changing_every_month(self) -> AbstractContextManager[None]:
+        """The report generation of every month changes around the block (an index rebuild)."""
+        return changing([EPOCH], lambda marks: self._replace(self.state_table, marks))
+
+    def report_generation(self, month: str) -> str | None:
+        """The settled report generation of ``month`` (``2026-11``); ``None`` while it changes."""
+        return read_generation(self.table(self.state_table), self.call, month)
+
+    def _replace(self, table_name: str, entities: Iterable[dict[str, Any]]) -> int:
         """Upsert (replace) entities in transactions of one partition, at most 100 entities and
         4 MiB each (the service limits), written by :mod:`shared.adapters.table_batch` (the SDK's
         transaction code costs five times what Azurite does to store them).  Returns how many
@@ -288,6 +316,24 @@ class TableStore:
             return self._query(self.index_table, *index_filter(granularity, start, end))
         low, high = period_range(granularity, start, end)
         return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
+
+    def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
+        """The month rows of ``subscriptions`` summed from the index's day partitions of ``month``, a
+        query per day (``DAYS_IN_FLIGHT`` at once), page by page (``index_month_sums``); ``None``
+        while the index is not complete."""
+        if not self.index_complete():
+            return None
+        table = self.table(self.index_table)
+        # stored names, as read() keeps them
+        totals = MonthTotals(month, frozenset(storable_name(s) for s in subscriptions), tuple(_PROPERTY.values()))
+
+        def add_day(partition: str) -> None:
+            for _, entities, _ in query_pages(table, "PartitionKey eq @day", {"day": partition}, USAGE_PROPERTIES):
+                totals.add(entities)
+
+        with ThreadPoolExecutor(max_workers=DAYS_IN_FLIGHT) as pool:
+            list(pool.map(lambda partition: self.call(partial(add_day, partition)), day_partitions(month)))
+        return totals.rows()
 
     def index_complete(self) -> bool:
         """Whether the period index holds every day and month row (its marker is there): a point

@@ -13,7 +13,9 @@ next runs; they never stop the window (``QuarantineRepository``).
 A chunk is written a batch of subscriptions at a time, and the reads of the next batch (stored
 hours of partly covered days, days of touched months) run while the previous batch's writes are in
 flight (:mod:`shared.services.write_behind`); the watermark still moves only once every write of
-the chunk succeeded.
+the chunk succeeded.  A month that many subscriptions touch (``MONTH_INDEX_THRESHOLD``) is summed
+instead from the period index's day partitions, in one read for all of them once every day of the
+chunk is stored (``RollupUsageRepository.month_sums``), not a read per subscription.
 
 Chunks are sized by result rows: the previous run's densest rows per hour of log decide how many
 hours one query covers (about ``TARGET_ROWS``, far under Log Analytics' 500,000-row / ~64 MB cap,
@@ -30,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from shared.core.keys import storable_key
@@ -60,6 +63,13 @@ READS_IN_FLIGHT = 8  # per-subscription reads of the derive step in flight at on
 READ_AHEAD = 256  # ... and read ahead of their use (memory: that many subscriptions' rows)
 WRITE_BATCH = 1_000  # subscriptions per write: the next batch is read while this one is written
 TARGET_ROWS = 200_000  # result rows per query: 40 % of Log Analytics' 500,000-row cap
+# A month with at least this many subscriptions to recompute is summed from the period index: a query
+# per day partition, ~1,000 day rows a page, every subscription's rows whether asked for or not.  One
+# subscription's own read is one round trip.  At the scale this tool is built for (10,000 subscriptions
+# x 2 keys x 31 days = 620,000 day rows: ~620 pages + 31 queries) the index read is fewer round trips
+# than 1,000 single reads whatever share of the subscriptions a run touched; with fewer to recompute,
+# single reads may be the fewer, and they are few anyway.
+MONTH_INDEX_THRESHOLD = 1_000
 log = logging.getLogger(__name__)
 
 
@@ -126,7 +136,8 @@ class RollupService:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  lease: WriterLease | None = None, quarantine: QuarantineRepository | None = None,
                  state: RollupState | None = None, on_quarantine: Callable[[int], None] | None = None,
-                 target_rows: int = TARGET_ROWS, write_batch: int = WRITE_BATCH) -> None:
+                 target_rows: int = TARGET_ROWS, write_batch: int = WRITE_BATCH,
+                 month_index_threshold: int = MONTH_INDEX_THRESHOLD) -> None:
         self.source = source
         self.usage = usage
         self.watermarks = watermarks
@@ -141,6 +152,7 @@ class RollupService:
         self.on_quarantine = on_quarantine  # told the quarantine count after each run (the alert)
         self.target_rows = target_rows
         self.write_batch = max(1, write_batch)
+        self.month_index_threshold = max(1, month_index_threshold)
         self._densest = 0.0  # result rows per hour of log, the most any chunk of this run saw
 
     def run(self, progress: Progress | None = None) -> RollupResult:
@@ -301,15 +313,18 @@ class RollupService:
 
         A subscription's hours and days share its partition: they go in one write (one round trip
         per subscription and chunk, not two).  Its months are read from its stored days, so they
-        are read once that write is done, while the next batch's is in flight.  Before a batch is
-        handed over, its (subscription, day)s are marked touched (:mod:`shared.services.stored_hours`).
+        are read once that write is done, while the next batch's is in flight; a month with at least
+        ``month_index_threshold`` subscriptions in the chunk is summed from the period index instead,
+        once every batch's write is done (:meth:`_derive_months`).  Before a batch is handed over,
+        its (subscription, day)s are marked touched (:mod:`shared.services.stored_hours`).
         """
         by_subscription: dict[str, list[UsageRow]] = {}
         for row in hourly:
             by_subscription.setdefault(row.subscription_id, []).append(row)
         subscriptions = sorted(by_subscription)
         days_written = 0
-        months: set[tuple[str, datetime]] = set()
+        months = touched_periods(hourly, Granularity.MONTH)  # the months of the day rows derived below
+        summed = self._summed_months(months) if with_months else set()  # from the index, after the loop
         month_writes: list[Future[int]] = []
         # the writer lease is confirmed before each write, in the writing thread: a run that lost it
         # stops before writing
@@ -321,15 +336,17 @@ class RollupService:
                 stored.mark(touched_periods(batch, Granularity.DAY))  # stored before any of their hours
                 written = writes.submit(batch + emptied + day_rows)
                 days_written += len(day_rows)
-                touched = touched_periods(day_rows, Granularity.MONTH)
-                months |= touched
-                if with_months and previous is not None:
+                touched = {pair for pair in touched_periods(day_rows, Granularity.MONTH) if pair[1] not in summed}
+                if with_months and previous is not None and previous[1]:
                     month_writes.append(self._write_months(writes, *previous))
                 previous = (written, touched)
-            if with_months and previous is not None:
+            if with_months and previous is not None and previous[1]:
                 month_writes.append(self._write_months(writes, *previous))
             writes.drain()
-        return days_written, months, sum(write.result() for write in month_writes)
+        month_rows = sum(write.result() for write in month_writes)
+        if summed:  # every day of the chunk is stored now
+            month_rows += self._derive_months({pair for pair in months if pair[1] in summed})
+        return days_written, months, month_rows
 
     def _write_months(self, writes: WriteBehind[UsageRow], days_written: Future[int],
                       touched: set[tuple[str, datetime]]) -> Future[int]:
@@ -401,14 +418,48 @@ class RollupService:
             month_rows.extend(merge(stored, Granularity.MONTH))
         return month_rows
 
+    def _summed_months(self, months: set[tuple[str, datetime]]) -> set[datetime]:
+        """The months with at least ``month_index_threshold`` subscriptions among ``months``."""
+        subscriptions: dict[datetime, int] = {}
+        for _, month in months:
+            subscriptions[month] = subscriptions.get(month, 0) + 1
+        return {month for month, count in subscriptions.items() if count >= self.month_index_threshold}
+
     def _derive_months(self, months: set[tuple[str, datetime]]) -> int:
-        """:meth:`_month_rows` written, ``write_batch`` subscriptions' months at a time, each batch
-        read while the one before is written.  Returns the month rows written."""
-        ordered = sorted(months)
+        """Month rows recomputed from the stored days of these (subscription, month)s and written,
+        ``write_batch`` subscriptions' months at a time.  Returns the month rows written.
+
+        A month with at least ``month_index_threshold`` subscriptions is summed in one read of the
+        period index (``month_sums``); the rest, and every month while the index is not complete,
+        by :meth:`_month_rows`, each batch read while the one before is written."""
+        alone = set(months)
         with WriteBehind[UsageRow](self.usage.upsert, self._confirm_writer) as writes:
+            for month in sorted(self._summed_months(months)):
+                subscriptions = frozenset(subscription for subscription, at in months if at == month)
+                summed = self.usage.month_sums(month, subscriptions)
+                if summed is None:  # the index is not complete: read a subscription at a time
+                    continue
+                alone -= {(subscription, month) for subscription in subscriptions}
+                for batch in _subscription_batches(summed, self.write_batch):
+                    writes.submit(batch)
+            ordered = sorted(alone)
             for first in range(0, len(ordered), self.write_batch):
                 month_rows = self._month_rows(set(ordered[first:first + self.write_batch]))
                 if month_rows:
                     writes.submit(month_rows)
             return writes.drain()
 
+
+
+def _subscription_batches(rows: list[UsageRow], size: int) -> Iterator[list[UsageRow]]:
+    """``rows`` (grouped by subscription) in runs of ``size`` subscriptions."""
+    batch: list[UsageRow] = []
+    subscriptions = 0
+    for _, group in groupby(rows, key=lambda row: row.subscription_id):
+        if subscriptions == size:
+            yield batch
+            batch, subscriptions = [], 0
+        batch.extend(group)
+        subscriptions += 1
+    if batch:
+        yield batch

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.tables import TableStore
@@ -177,6 +178,21 @@ def price_catalog(settings: Settings, store: TableStore | None = None) -> PriceC
     return PriceCatalog(settings.prices_path, price_overrides(settings, store),
                         meters=meter_price_store(settings, store), deployments=deployment_store(settings, store),
                         rate_overrides=rate_overrides(settings, store), ptu=ptu_policy(settings))
+
+
+def month_report_keeper(settings: Settings, store: TableStore | None = None,
+                        ) -> Callable[[list[datetime]], list[str]]:
+    """Renders and keeps the org-wide month CSV of the given months (after a scheduled run)."""
+    from shared.adapters.month_report_tables import TableMonthReports
+    from shared.adapters.usage_pages import TableUsagePages
+    from shared.api.presenters import usage_csv
+    from shared.services.month_csv import keep_months
+
+    store = store or table_store(settings)
+    catalog = price_catalog(settings, store)
+    pages, kept = TableUsagePages(store), TableMonthReports(store)
+    return lambda months: keep_months(months, datetime.now(UTC), store, pages, catalog.current_with_fingerprint,
+                                      usage_csv, kept)
 
 
 def meter_price_store(settings: Settings, store: TableStore | None = None) -> MeterPriceTableStore:

@@ -70,7 +70,13 @@ def rebuild(store: TableStore, start: datetime | None = None, end: datetime | No
     are written to the index and the month's index entities without a usage row are removed (memory:
     one month's keys).  Without a range, every day and month row is written again, streamed in
     batches; stale entities are then left (the rollup never deletes usage rows; give a range to
-    remove them)."""
+    remove them).  Every month's report generation changes around it (``report_generations``): a
+    report kept before is rendered again, and none is kept while it runs or after it failed."""
+    with store.changing_every_month():
+        return _rebuild(store, start, end)
+
+
+def _rebuild(store: TableStore, start: datetime | None, end: datetime | None) -> RebuildResult:
     if start is None or end is None:
         written = sum(_write(store, granularity, None, None)[0] for granularity in INDEXED)
         store.replace_entities(store.index_table, [complete_marker()])  # every period is in: reads use it

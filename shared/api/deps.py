@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.api.auth import ACCESS_ADMIN, QUOTA_ADMIN, AdminRule, GrantStore, require_admin, resolve_scope
 from shared.core.access import Scope
-from shared.ports import AlertOutbox, QuotaRepository, UsageRepository
+from shared.ports import AlertOutbox, MonthReportStore, QuotaRepository, UsageRepository
 from shared.services.costing import PriceCatalog
 from shared.services.probe import ProbeRepository
 from shared.services.report import UsagePages
@@ -86,6 +86,12 @@ class AppContext:
         from shared.adapters.usage_pages import TableUsagePages
 
         return self.cached("usage_pages", lambda _: TableUsagePages(self.tables))
+
+    def month_reports(self) -> MonthReportStore:
+        """The org-wide month reports kept once rendered (``shared.services.month_csv``)."""
+        from shared.adapters.month_report_tables import TableMonthReports
+
+        return self.cached("month_reports", lambda _: TableMonthReports(self.tables))
 
     def price_catalog(self) -> PriceCatalog:
         from shared.composition import price_catalog
@@ -167,6 +173,10 @@ async def usage_pages(context: Context) -> UsagePages:
     return await _built(context, "usage_pages", context.usage_pages)
 
 
+async def month_reports(context: Context) -> MonthReportStore:
+    return await _built(context, "month_reports", context.month_reports)
+
+
 async def price_catalog(context: Context) -> PriceCatalog:
     return await _built(context, "price_catalog", context.price_catalog)
 
@@ -201,6 +211,7 @@ async def now(context: Context) -> datetime:
 UsageStore = Annotated[UsageRepository, Depends(usage_store)]
 UsageReads = Annotated[UsagePages, Depends(usage_pages)]
 Prices = Annotated[PriceCatalog, Depends(price_catalog)]
+KeptReports = Annotated[MonthReportStore, Depends(month_reports)]
 Quotas = Annotated[QuotaRepository, Depends(quota_store)]
 Grants = Annotated[GrantStore, Depends(access_store)]
 Outbox = Annotated[AlertOutbox, Depends(alert_outbox)]

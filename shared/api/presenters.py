@@ -27,6 +27,7 @@ from shared.core.usage import COUNTER_NAMES, Counters, UsageRow, total
 from shared.errors import InvalidRequestError
 from shared.ports import OutboxEntry
 from shared.services.costing import Chargeback
+from shared.services.month_csv import CsvReport
 from shared.services.quota_views import QuotaView
 from shared.services.report import ReportRow, UsageQuery, grouped_fields
 from shared.services.summary import QuotaUse, SubscriptionSummary, Usage
@@ -224,7 +225,7 @@ def _usage_csv_rows(rows: Iterable[ReportRow], keyed: int, currency: str) -> Ite
         ]
 
 
-def usage_csv_filename(report: UsageReport | UsageRows) -> str:
+def usage_csv_filename(report: UsageReport | UsageRows | CsvReport) -> str:
     query = report.query
     return f"usage-{query.start:%Y%m%d}-{query.end:%Y%m%d}-{query.granularity.value}.csv"
 

@@ -16,15 +16,26 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from shared.api import presenters
-from shared.api.deps import CallerScope, Context, Now, Prices, Quotas, TokenKey, UsageReads, UsageStore
+from shared.api.deps import (
+    CallerScope,
+    Context,
+    KeptReports,
+    Now,
+    Prices,
+    Quotas,
+    TokenKey,
+    UsageReads,
+    UsageStore,
+)
 from shared.api.finops_deps import Subscriptions
 from shared.core.months import MONTH_PATTERN, parse_month
 from shared.core.quotas import MAX_SUBSCRIPTION_ID, check_subscription_id
 from shared.services.cost_center_report import cost_center_lookup
 from shared.services.health import pipeline_health
+from shared.services.month_csv import usage_csv
 from shared.services.report import DEFAULT_PAGE_SIZE, MAX_FILTER_VALUES, MAX_PAGE_SIZE
 from shared.services.summary import subscription_summary
-from shared.services.usage_report import UsageRequest, usage_report, usage_rows
+from shared.services.usage_report import UsageRequest, usage_report
 
 FROM_HELP = "ISO date or datetime, inclusive; default: start of the current month (UTC)"
 TO_HELP = "ISO date (that whole day included) or datetime (exclusive); default: now"
@@ -74,6 +85,7 @@ def usage(
     prices: Prices,
     token_key: TokenKey,
     directory: Subscriptions,
+    kept_reports: KeptReports,
     subscription: Annotated[list[str] | None, Query(
         description=f"APIM subscription id; {FILTER_HELP}")] = None,
     product: Annotated[list[str] | None, Query(description=f"only these APIM products; {FILTER_HELP}")] = None,
@@ -103,8 +115,9 @@ def usage(
                            next_token, apim_service)
     cost_centers = cost_center_lookup(directory)  # the directory is read only for groupBy=costCenter
     if as_csv:
-        rows = usage_rows(request, scope, now, store, pages, prices.current, cost_center_of=cost_centers)
-        return streamed_csv(presenters.usage_csv(rows), presenters.usage_csv_filename(rows))
+        csv = usage_csv(request, scope, now, store, pages, prices.current_with_fingerprint, presenters.usage_csv,
+                        kept=kept_reports, cost_center_of=cost_centers)
+        return streamed_csv(csv.chunks, presenters.usage_csv_filename(csv))
     report = usage_report(request, scope, now, store, pages, prices.current, token_key, presenters.usage_totals,
                           cost_center_of=cost_centers)
     return JSONResponse(presenters.usage_json(report))

@@ -9,6 +9,7 @@ price file for uncatalogued deployments).  A wrong or late price is then fixed o
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -94,6 +95,7 @@ class _Stored:
     moments: dict[str, tuple[datetime, ...]]
     deployments: DeploymentCatalog
     overrides: RateOverrideBook
+    fingerprint: str  # digest of what was read (PriceCatalog.current_with_fingerprint)
 
 
 class PriceCatalog:
@@ -129,6 +131,17 @@ class PriceCatalog:
         return self._cache[1]
 
     def current(self) -> Pricing:
+        return self._current()[0]
+
+    def current_with_fingerprint(self) -> tuple[Pricing, str]:
+        """The pricing in force and a digest of everything it was built from (price file, prices
+        table, meter book, deployment catalog, negotiated rates, PTU policy): equal digests, equal
+        costs.  A materialized report is kept under it (:mod:`shared.services.month_csv`)."""
+        pricing, table, stored = self._current()
+        text = f"{stored.fingerprint}|{table!r}|{self._ptu!r}"
+        return pricing, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _current(self) -> tuple[Pricing, PriceTable, _Stored]:
         table = self.file_table()
         if self._overrides is not None:
             # The override table is read at most once a minute per process: every report needs prices,
@@ -143,8 +156,8 @@ class PriceCatalog:
                                       f"is in {table.currency}; one currency only")
             table = with_overrides(table, (price for price, _ in overrides), "prices table")
         stored = self._stored(table.currency)
-        return Pricing.of(table, meters=stored.book, meters_as_of=stored.as_of, meter_moments=stored.moments,
-                          catalog=stored.deployments, overrides=stored.overrides, ptu=self._ptu)
+        return (Pricing.of(table, meters=stored.book, meters_as_of=stored.as_of, meter_moments=stored.moments,
+                           catalog=stored.deployments, overrides=stored.overrides, ptu=self._ptu), table, stored)
 
     def refresh(self) -> None:
         """Forget what was read from storage (after this process changed it: read again on next use)."""
@@ -157,10 +170,13 @@ class PriceCatalog:
         if cached is not None and cached[1] == currency and now - cached[0] <= OVERRIDES_TTL_SECONDS:
             return cached[2]
         book, as_of = merged_meters(currency, self._meters.load(currency) if self._meters is not None else None)
-        stored = _Stored(book, as_of, meter_change_moments(book),
-                         DeploymentCatalog(self._deployments.all() if self._deployments is not None else ()),
-                         RateOverrideBook(self._rate_overrides.list_overrides()
-                                          if self._rate_overrides is not None else ()))
+        deployments = self._deployments.all() if self._deployments is not None else []
+        overrides = self._rate_overrides.list_overrides() if self._rate_overrides is not None else []
+        # what the pricing is built from, in the order the stores list it (a different order only
+        # makes a different digest: a kept report is then rendered again, never served wrong)
+        read = f"{book!r}|{as_of!r}|{deployments!r}|{overrides!r}"
+        stored = _Stored(book, as_of, meter_change_moments(book), DeploymentCatalog(deployments),
+                         RateOverrideBook(overrides), hashlib.sha256(read.encode("utf-8")).hexdigest())
         self._stored_cache = (now, currency, stored)
         return stored
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from shared.errors import ChargebackError
 from shared.services import telemetry
@@ -32,11 +33,14 @@ class ScheduledRun:
 
 def scheduled_run(rollup: RollupService, alerts: Callable[[], AlertService],
                   report: Callable[[str], None] = lambda _: None,
-                  watch: Callable[[], PipelineWatch] | None = None) -> ScheduledRun:
+                  watch: Callable[[], PipelineWatch] | None = None,
+                  keep_reports: Callable[[list[datetime]], list[str]] | None = None) -> ScheduledRun:
     """One scheduled run, each stage's summary logged and handed to ``report`` (the CLI prints it).
 
     Raises the rollup's error (the watermark stays at the last complete chunk), or the alerts'
-    (after their summary was reported)."""
+    (after their summary was reported).  Last, ``keep_reports`` renders the org-wide month report
+    of the months the run wrote (``shared.services.month_csv``); its failure is logged, never
+    raised: the report is then rendered on its first read."""
     rolled: RollupResult | None = None
     failure: str | None = None
     try:
@@ -60,10 +64,25 @@ def scheduled_run(rollup: RollupService, alerts: Callable[[], AlertService],
         except ChargebackError as exc:
             log.error("rollup done, but quota alerts failed: %s", exc)
             raise
+        if keep_reports is not None and rolled.window is not None:
+            keep_after(keep_reports, rolled.window.start, rolled.window.end, report)
         return ScheduledRun(rolled, alerted)
     finally:
         if watch is not None:
             watch_after(watch, rolled is not None, failure)
+
+
+def keep_after(keep_reports: Callable[[list[datetime]], list[str]], start: datetime, end: datetime,
+               report: Callable[[str], None]) -> None:
+    """The month reports of ``[start, end)`` rendered and kept; a failure is logged only."""
+    try:
+        rendered = keep_reports([start, end - timedelta(microseconds=1)])
+    except Exception:
+        log.exception("the month reports of the run could not be kept (rendered on their first read)")
+        return
+    if rendered:
+        log.info("month reports kept: %s", ", ".join(rendered))
+        report(f"month reports kept: {', '.join(rendered)}")
 
 
 def watch_after(watch: Callable[[], PipelineWatch], succeeded: bool, failure: str | None) -> None:

@@ -20,7 +20,12 @@ def rollup(timer: func.TimerRequest, context: func.Context = DIRECT_CALL) -> Non
     with invocation(context, "rollup", settings):
         if timer.past_due:
             log.warning("rollup timer is past due; running now (the window catches up from the watermark)")
-        from shared.composition import alert_service, pipeline_watch, rollup_service  # not at import: cold start
+        from shared.composition import (  # not at import: cold start
+            alert_service,
+            month_report_keeper,
+            pipeline_watch,
+            rollup_service,
+        )
         from shared.services.scheduled_run import scheduled_run, watch_after
 
         try:
@@ -30,4 +35,5 @@ def rollup(timer: func.TimerRequest, context: func.Context = DIRECT_CALL) -> Non
             watch_after(lambda: pipeline_watch(settings), False, f"rollup could not start: {exc}")
             raise
         # Errors are logged by scheduled_run and re-raised so the invocation shows as failed.
-        scheduled_run(service, lambda: alert_service(settings), watch=lambda: pipeline_watch(settings))
+        scheduled_run(service, lambda: alert_service(settings), watch=lambda: pipeline_watch(settings),
+                      keep_reports=month_report_keeper(settings))

@@ -29,14 +29,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.composition import alert_service, pipeline_watch, rollup_service
+    from shared.composition import alert_service, month_report_keeper, pipeline_watch, rollup_service
 
     service = rollup_service(settings)
     if args.start is None and args.end is None:
         from shared.services.scheduled_run import scheduled_run
 
         # what the timer runs, lag watch included
-        scheduled_run(service, lambda: alert_service(settings), report=print, watch=lambda: pipeline_watch(settings))
+        scheduled_run(service, lambda: alert_service(settings), report=print, watch=lambda: pipeline_watch(settings),
+                      keep_reports=month_report_keeper(settings))
         return 0
     if args.start is None or args.end is None:
         raise InvalidRequestError("--from/--to", "give both for a backfill, or neither for the scheduled window")

@@ -31,7 +31,7 @@ run state, the writer lease, the quarantine.  Kept entities are held as the JSON
 (~700 bytes a usage row).
 
 ``GET /__stats`` answers the counts: hourly entities received (and dropped) per table, entities kept
-per table, requests, transactions and operations, and the sink's own peak RSS.
+per table, requests, transactions and operations, and the sink's own peak RSS and CPU seconds.
 
 Run it with :class:`TableSinkProcess` (a child process, so its memory is not the bench's), or
 ``python -m bench.table_sink [--port N]`` (prints ``listening on <port>``).
@@ -460,13 +460,14 @@ class Store:
         return stored
 
     def stats(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         with self.lock:
             return {
                 "hourly_received": sum(table.hourly_received for table in self.tables.values()),
                 "hourly_received_by_table": {t.name: t.hourly_received for t in self.tables.values() if t.drops_hourly},
                 "kept_by_table": {name: table.count() for name, table in sorted(self.tables.items())},
                 "requests": self.requests, "transactions": self.transactions, "operations": self.operations,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime,
             }
 
 

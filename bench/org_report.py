@@ -109,6 +109,8 @@ def run(tiny: bool = False) -> list[Result]:
                         assert response.status_code == 200, response.text
                     latencies[name] = times
                     sizes[name] = response.text.count("\n") - 1
+                    say(f"{name}: p50 {percentile(times, 50) * 1000:.0f} ms, p99 {percentile(times, 99) * 1000:.0f} ms "
+                        f"over {len(times)} requests ({sizes[name]:,} rows, {len(response.content):,} bytes)")
 
             asyncio.run(measure())
             assert _kept_version(store) == kept, "a request rendered the month again instead of serving it kept"

@@ -11,7 +11,9 @@ itself and Table Storage.
 
 Printed: wall time of the run (target ≤ 60 s), usage rows written per second, and the process's
 peak RSS (target ≤ 500 MB; Azurite runs in its own process and is not counted).  ``--tiny``: 100
-subscriptions.  ``BENCH_SCALE_SUBSCRIPTIONS`` overrides the size.
+subscriptions.  ``BENCH_SCALE_SUBSCRIPTIONS`` overrides the size.  ``BENCH_SCALE_STORE=sink`` runs it
+against :mod:`bench.table_sink` instead of Azurite (the hourly rows counted and dropped, everything
+else kept): what the run costs this process when the store is not the emulator.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import Result, azurite, fresh_prefix, say, settings_for, workdir
+from bench.common import Result, fresh_prefix, say, settings_for, workdir
 from bench.usage_rows import MODEL_KEYS, subscription_id
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # window [12:00, 15:00): mid-day, mid-month
@@ -67,12 +69,16 @@ def peak_rss_mb() -> float:
 
 
 def run(tiny: bool = False) -> list[Result]:
+    from bench.backfill_scale import STORES, storage
     from shared.composition import rollup_service, table_store
     from shared.core.usage import Granularity
 
     subscriptions = 100 if tiny else int(os.environ.get("BENCH_SCALE_SUBSCRIPTIONS", "10000"))
-    with workdir("scale-run") as folder, azurite(folder) as process:
-        settings = settings_for(folder / "unused.duckdb", process.connection_string, fresh_prefix())
+    kind = os.environ.get("BENCH_SCALE_STORE", "azurite")
+    if kind not in STORES:
+        raise SystemExit(f"BENCH_SCALE_STORE={kind!r}: one of {', '.join(STORES)}")
+    with workdir("scale-run") as folder, storage(kind, folder) as (connection_string, _):
+        settings = settings_for(folder / "unused.duckdb", connection_string, fresh_prefix())
         source = AggregateSource(subscriptions)
         store = table_store(settings)
         service = rollup_service(settings, source=source, store=store)

@@ -3,6 +3,7 @@ from their stored text.  One home for the conversions every table adapter needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,3 +32,10 @@ def decimal_or_none(value: Any) -> Decimal | None:
 
 def without_metadata(entity: Any) -> dict[str, Any]:
     return {key: plain(value) for key, value in dict(entity).items()}
+
+
+def stored_names(entity: Mapping[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """A usage entity's key names in ``UsageKey`` order, exactly as stored (normalized when the row
+    was built); a row stored before services or tiers were part of the key reads back ``""``."""
+    return (entity.get("SubscriptionId", ""), entity.get("ProductId", ""), entity.get("Model", ""),
+            entity.get("Deployment", ""), entity.get("ApimService") or "", entity.get("ServiceTier") or "")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.adapters.entity_values import stored_names
 from shared.core.keys import period_code
 from shared.core.months import next_month
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
@@ -56,10 +57,7 @@ class MonthTotals:
             subscription = entity.get("SubscriptionId", "")
             if subscription not in self._wanted:
                 continue
-            names: Names = (subscription, entity.get("ProductId", ""), entity.get("Model", ""),
-                            entity.get("Deployment", ""), entity.get("ApimService") or "",
-                            entity.get("ServiceTier") or "")
-            found.append((names, [int(entity.get(name) or 0) for name in self._properties]))
+            found.append((stored_names(entity), [int(entity.get(name) or 0) for name in self._properties]))
         with self._lock:
             self.entities_read += seen
             for names, values in found:

@@ -26,6 +26,7 @@ from typing import Any
 
 from shared.adapters.table_query import query
 from shared.adapters.tables import TableStore
+from shared.core.keys import prefix_range
 from shared.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,21 @@ def _partition(report: str, month: str) -> str:
     return f"{report}|{month}"
 
 
+PARTS = "part|"
+
+
+def _parts_of(write_id: str) -> str:
+    """The RowKey head of one version's parts."""
+    return f"{PARTS}{write_id}|"
+
+
 def _part_key(write_id: str, index: int) -> str:
-    return f"part|{write_id}|{index:04d}"
+    return f"{_parts_of(write_id)}{index:04d}"
+
+
+def _parts_query(partition: str, head: str) -> tuple[str, dict[str, str]]:
+    low, high = prefix_range(head)
+    return "PartitionKey eq @p and RowKey ge @low and RowKey lt @high", {"p": partition, "low": low, "high": high}
 
 
 class TableMonthReports:
@@ -69,10 +83,7 @@ class TableMonthReports:
         if head.get("Inputs") != inputs:
             return None
         write_id, parts = str(head["WriteId"]), int(head["Parts"])
-        low = _part_key(write_id, 0)[:-4]
-        entities = self._store.call(lambda: list(query(
-            table, "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
-            {"p": partition, "low": low, "high": low[:-1] + chr(ord(low[-1]) + 1)})))
+        entities = self._store.call(lambda: list(query(table, *_parts_query(partition, _parts_of(write_id)))))
         blob = b"".join(entity[f"D{i:02d}"] for entity in sorted(entities, key=lambda e: str(e["RowKey"]))
                         for i in range(int(entity["Segments"])))
         if len(entities) != parts or hashlib.sha256(blob).hexdigest() != head.get("Sha256"):
@@ -141,11 +152,9 @@ class TableReportWriter:
     def _delete_parts_except(self, write_id: str) -> None:
         """Older versions' parts (nothing names them any more)."""
         table = self._store.table(self._table_name)
-        listed = self._store.call(lambda: list(query(
-            table, "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
-            {"p": self._partition, "low": "part|", "high": "part}"}, ("RowKey",))))
+        listed = self._store.call(lambda: list(query(table, *_parts_query(self._partition, PARTS), ("RowKey",))))
         for entity in listed:
             row_key = str(entity["RowKey"])
-            if not row_key.startswith(f"part|{write_id}|"):
+            if not row_key.startswith(_parts_of(write_id)):
                 with suppress(NotFoundError):  # another writer deleted it first
                     self._store.call(lambda key=row_key: table.delete_entity(self._partition, key))  # type: ignore[misc]

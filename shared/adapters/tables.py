@@ -29,7 +29,7 @@ from functools import partial
 from itertools import groupby, pairwise
 from typing import Any, TypeVar
 
-from shared.adapters.entity_values import plain
+from shared.adapters.entity_values import plain, stored_names
 from shared.adapters.index_month_sums import DAYS_IN_FLIGHT, MonthTotals, day_partitions
 from shared.adapters.quarantine import Quarantined, QuarantineTable
 from shared.adapters.report_generations import EPOCH, changing, generation_key, months_written, read_generation
@@ -117,9 +117,7 @@ def usage_row(entity: dict[str, Any]) -> UsageRow:
     return UsageRow(
         Granularity(entity["Granularity"]),
         start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC),
-        # Names were normalized when the row was built; read them back exactly as stored.
-        UsageKey(entity.get("SubscriptionId", ""), entity.get("ProductId", ""), entity.get("Model", ""),
-                 entity.get("Deployment", ""), entity.get("ApimService") or "", entity.get("ServiceTier") or ""),
+        UsageKey(*stored_names(entity)),
         counters_from(values),
     )
 

@@ -38,6 +38,7 @@ from shared.core.keys import (
     partition_key,
     period_code,
     period_range,
+    prefix_range,
     storable_name,
 )
 from shared.core.months import next_month
@@ -108,9 +109,9 @@ def touched_entity(subscription_id: str, day: datetime) -> dict[str, Any]:
 
 def touched_filter(day: datetime) -> tuple[str, dict[str, str]]:
     """The read of one day's marks: a RowKey range of the meta partition."""
-    head = _touched_head(day)
+    low, high = prefix_range(f"{_touched_head(day)}{JOIN}")
     return ("PartitionKey eq @meta and RowKey ge @low and RowKey lt @high",
-            {"meta": META_PARTITION, "low": f"{head}{JOIN}", "high": f"{head}{chr(ord(JOIN) + 1)}"})
+            {"meta": META_PARTITION, "low": low, "high": high})
 
 
 def _touched_head(day: datetime) -> str:

@@ -19,7 +19,7 @@ from shared.adapters.usage_index import (
     index_entity,
     index_filter,
 )
-from shared.core.keys import GRANULARITY_CODE, SEPARATOR, period_range
+from shared.core.keys import GRANULARITY_CODE, SEPARATOR, period_range, prefix_range
 from shared.core.months import month_start, next_month
 from shared.core.usage import Granularity
 
@@ -39,7 +39,7 @@ def _usage_filter(granularity: Granularity, start: datetime | None,
         low, high = period_range(granularity, start, end)
     else:  # every period of this granularity: RowKeys ``d|...`` sort between ``d|`` and ``d}``
         code = GRANULARITY_CODE[granularity]
-        low, high = f"{code}{SEPARATOR}", f"{code}{chr(ord(SEPARATOR) + 1)}"
+        low, high = prefix_range(f"{code}{SEPARATOR}")
     return "RowKey ge @low and RowKey lt @high", {"low": low, "high": high}
 
 

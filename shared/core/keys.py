@@ -149,6 +149,12 @@ def row_key(granularity: Granularity, start: datetime, key: UsageKey) -> str:
     return SEPARATOR.join(parts)
 
 
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """Key bounds ``[low, high)`` selecting every key that starts with ``prefix`` (its last character
+    one up is the first key past them all)."""
+    return prefix, f"{prefix[:-1]}{chr(ord(prefix[-1]) + 1)}"
+
+
 def period_range(granularity: Granularity, start: datetime, end: datetime) -> tuple[str, str]:
     """RowKey bounds ``[low, high)`` selecting every row whose period starts in ``[start, end)``."""
     return period_code(granularity, granularity.ceil(start)), period_code(granularity, granularity.ceil(end))

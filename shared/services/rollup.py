@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -420,9 +421,7 @@ class RollupService:
 
     def _summed_months(self, months: set[tuple[str, datetime]]) -> set[datetime]:
         """The months with at least ``month_index_threshold`` subscriptions among ``months``."""
-        subscriptions: dict[datetime, int] = {}
-        for _, month in months:
-            subscriptions[month] = subscriptions.get(month, 0) + 1
+        subscriptions = Counter(month for _, month in months)
         return {month for month, count in subscriptions.items() if count >= self.month_index_threshold}
 
     def _derive_months(self, months: set[tuple[str, datetime]]) -> int:

@@ -3,7 +3,8 @@
 The rollup recomputes a month row from the subscription's stored day rows.  Read one subscription
 at a time, that is a round trip per subscription (10,000 a run at 10,000 subscriptions); the period
 index (:mod:`shared.adapters.usage_index`) holds every subscription's day rows of a day in one
-partition, so a month's days are a few queries returning ~1,000 rows a page.
+partition a shard, so a month's days are a query per shard (each a PartitionKey range over the
+month's days) returning ~1,000 rows a page.
 
 Only running totals are kept: one per (subscription, key) of the subscriptions asked for, each page
 added in and dropped, so memory follows the month rows written (two per subscription with two keys),
@@ -16,29 +17,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from shared.adapters.entity_values import stored_names
-from shared.core.keys import period_code
-from shared.core.months import next_month
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 
 Names = tuple[str, str, str, str, str, str]  # the UsageKey's fields, in order
-# Day partitions read at once: each holds one response page (~1,000 entities) in memory while it is
-# summed, and a query mostly waits on the service.
-DAYS_IN_FLIGHT = 8
-
-
-def day_partitions(month: datetime) -> list[str]:
-    """The index partition of each day of ``month`` (``d|2026-11-01`` .. ``d|2026-11-30``)."""
-    days = (next_month(month) - month).days
-    return [period_code(Granularity.DAY, month + timedelta(days=n)) for n in range(days)]
 
 
 class MonthTotals:
     """Per-key totals of one month's day entities of the ``wanted`` subscriptions (stored names);
-    :meth:`add` may be called from several threads at once (one per day partition read)."""
+    :meth:`add` may be called from several threads at once (one per shard read)."""
 
     def __init__(self, month: datetime, wanted: frozenset[str], counter_properties: Sequence[str]) -> None:
         self._month = month

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import groupby, pairwise
 from typing import Any, TypeVar
 
 from shared.adapters.entity_values import plain, stored_names
-from shared.adapters.index_month_sums import DAYS_IN_FLIGHT, MonthTotals, day_partitions
+from shared.adapters.index_month_sums import MonthTotals
 from shared.adapters.quarantine import Quarantined, QuarantineTable
 from shared.adapters.report_generations import EPOCH, changing, generation_key, months_written, read_generation
 from shared.adapters.table_batch import MAX_OPERATIONS, MAX_TRANSACTION_BYTES, Operation, operation, submit_operations
@@ -42,22 +42,25 @@ from shared.adapters.usage_index import (
     INDEXED,
     INDEXED_VALUES,
     META_PARTITION,
+    READS_IN_FLIGHT,
+    Read,
     complete_marker,
     index_entity,
-    index_filter,
+    index_reads,
     index_table_name,
+    period_of,
     touched_entity,
-    touched_filter,
+    touched_reads,
 )
 from shared.core.keys import (
     partition_key,
-    period_code,
     period_range,
     row_key,
     shortened_digest,
     storable_key,
     storable_name,
 )
+from shared.core.months import next_month
 from shared.core.usage import COUNTER_NAMES, Granularity, UsageKey, UsageRow, counters_from
 from shared.errors import (
     AlreadyExistsError,
@@ -310,14 +313,18 @@ class TableStore:
         return [row for row in rows if row.key.subscription_id == wanted]
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
-        if granularity in INDEXED and self.index_complete():  # one partition per period (usage_index)
-            return self._query(self.index_table, *index_filter(granularity, start, end))
+        if granularity in INDEXED and self.index_complete():  # a range per shard (usage_index)
+            entities = self._index_entities(index_reads(granularity, start, end),
+                                            ("PartitionKey", "RowKey", *USAGE_PROPERTIES))
+            # period by period, each in the usage table's order: as one partition per period read
+            entities.sort(key=lambda entity: (period_of(entity["PartitionKey"]), entity["RowKey"]))
+            return [usage_row(entity) for entity in entities]
         low, high = period_range(granularity, start, end)
         return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
 
     def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
         """The month rows of ``subscriptions`` summed from the index's day partitions of ``month``, a
-        query per day (``DAYS_IN_FLIGHT`` at once), page by page (``index_month_sums``); ``None``
+        query per shard (``READS_IN_FLIGHT`` at once), page by page (``index_month_sums``); ``None``
         while the index is not complete."""
         if not self.index_complete():
             return None
@@ -325,12 +332,13 @@ class TableStore:
         # stored names, as read() keeps them
         totals = MonthTotals(month, frozenset(storable_name(s) for s in subscriptions), tuple(_PROPERTY.values()))
 
-        def add_day(partition: str) -> None:
-            for _, entities, _ in query_pages(table, "PartitionKey eq @day", {"day": partition}, USAGE_PROPERTIES):
+        def add_days(read: Read) -> None:
+            for _, entities, _ in query_pages(table, *read, USAGE_PROPERTIES):
                 totals.add(entities)
 
-        with ThreadPoolExecutor(max_workers=DAYS_IN_FLIGHT) as pool:
-            list(pool.map(lambda partition: self.call(partial(add_day, partition)), day_partitions(month)))
+        with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT) as pool:
+            days = index_reads(Granularity.DAY, month, next_month(month))
+            list(pool.map(lambda read: self.call(partial(add_days, read)), days))
         return totals.rows()
 
     def index_complete(self) -> bool:
@@ -347,28 +355,37 @@ class TableStore:
 
     # -- which subscriptions may hold a day's hours (shared.services.stored_hours) ----------------
     def mark_touched(self, days: Iterable[tuple[str, datetime]]) -> int:
-        """Touched marks in the index's meta partition (``usage_index``), before the hours they announce."""
+        """Touched marks in the index's touched partitions (``usage_index``), before the hours they announce."""
         marks = {(entity["PartitionKey"], entity["RowKey"]): entity
                  for entity in (touched_entity(subscription, day) for subscription, day in days)}
         return self.replace_entities(self.index_table, marks.values()) if marks else 0
 
     def touched_subscriptions(self, day: datetime) -> frozenset[str]:
-        return self._subscriptions(*touched_filter(day))
+        return self._subscriptions(touched_reads(day))
 
     def indexed_subscriptions(self, day: datetime) -> frozenset[str] | None:
-        """One index partition (the day's); ``None`` while the index is not complete.  A store whose
-        usage table is still empty is complete from now on (as at its first write)."""
+        """The day's index partitions (one a shard); ``None`` while the index is not complete.  A store
+        whose usage table is still empty is complete from now on (as at its first write)."""
         if not self.index_complete():
             self._mark_index_complete_if_fresh()
             if not self.index_complete():
                 return None
-        return self._subscriptions("PartitionKey eq @period",
-                                   {"period": period_code(Granularity.DAY, day)})
+        return self._subscriptions(index_reads(Granularity.DAY, day, day + timedelta(days=1)))
 
-    def _subscriptions(self, query_filter: str, parameters: dict[str, str]) -> frozenset[str]:
-        table = self.table(self.index_table)
-        entities = self.call(lambda: list(query(table, query_filter, parameters, ("SubscriptionId",))))
+    def _subscriptions(self, reads: list[Read]) -> frozenset[str]:
+        entities = self._index_entities(reads, ("SubscriptionId",))
         return frozenset(str(entity.get("SubscriptionId", "")) for entity in entities)
+
+    def _index_entities(self, reads: list[Read], select: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every entity the index ``reads`` return (``READS_IN_FLIGHT`` queries at once), in no order."""
+        table = self.table(self.index_table)
+
+        def listed(read: Read) -> list[dict[str, Any]]:
+            return self.call(lambda: list(query(table, read[0], read[1], select)))
+
+        with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT) as pool:
+            answers = list(pool.map(listed, reads))
+        return [entity for answer in answers for entity in answer]
 
     def _mark_index_complete_if_fresh(self) -> None:
         """Before the first usage write: a usage table with no row yet means the index starts with

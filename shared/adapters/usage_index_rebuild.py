@@ -15,9 +15,10 @@ from shared.adapters.tables import TableStore
 from shared.adapters.usage_index import (
     INDEXED,
     REBUILD_BATCH,
+    Read,
     complete_marker,
     index_entity,
-    index_filter,
+    index_reads,
 )
 from shared.core.keys import GRANULARITY_CODE, SEPARATOR, period_range, prefix_range
 from shared.core.months import month_start, next_month
@@ -114,10 +115,14 @@ def _as_written(entity: dict[str, Any]) -> dict[str, Any]:
             else value for name, value in entity.items()}
 
 
+def _listed(index: Any, read: Read) -> list[dict[str, Any]]:
+    return list(query(index, *read, ("PartitionKey", "RowKey")))
+
+
 def _remove_stale(store: TableStore, granularity: Granularity, start: datetime, end: datetime, keys: set[str]) -> int:
     index = store.table(store.index_table)
-    query_filter, parameters = index_filter(granularity, start, end)
-    found = store.call(lambda: list(query(index, query_filter, parameters, ("PartitionKey", "RowKey"))))
+    found = [entity for read in index_reads(granularity, start, end)
+             for entity in store.call(partial(_listed, index, read))]
     stale = [entity for entity in found if entity["RowKey"] not in keys]
     for entity in stale:
         store.call(partial(index.delete_entity, entity["PartitionKey"], entity["RowKey"]))

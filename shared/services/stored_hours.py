@@ -16,7 +16,7 @@ tells which subscriptions may hold hours of it:
 Why a subscription listed nowhere holds no stored hour of that day, whatever crashed when: an hour
 is written only by the rollup (or the quarantine's retry of a row the rollup once handed over), and
 from this version on only after its mark is stored; marks are never deleted (``index rebuild``
-leaves the meta partition alone); a mark the store would not take stops the run before its hours.
+leaves the marks alone); a mark the store would not take stops the run before its hours.
 So a run that crashed between marks, hours and day rows leaves marks at least for every hour it
 wrote, and the next run reads those.  A spurious mark (marks written, hours never) costs a read and
 nothing else, which is also why marks need no writer-lease confirmation.  (Hours written before

@@ -19,7 +19,9 @@ from bench.table_sink import TableSinkProcess
 from shared.adapters.run_lease import TableLease
 from shared.adapters.table_query import query_pages
 from shared.adapters.tables import TableStore
+from shared.adapters.usage_index import shard_of
 from shared.composition import table_store
+from shared.core.keys import partition_key
 from shared.core.usage import Counters, Granularity, UsageKey, UsageRow
 from shared.errors import AlreadyExistsError, ConcurrentUpdateError, LeaseLostError
 from shared.ports import Watermark
@@ -105,7 +107,8 @@ def test_a_query_past_one_page_is_continued(store: TableStore) -> None:
     store.upsert(rows)
 
     index = store.table(store.index_table)
-    pages = [entities for _, entities, _ in query_pages(index, "PartitionKey eq @p", {"p": "m|2026-09"},
+    partition = f"{shard_of(partition_key('sub-many'))}|m|2026-09"
+    pages = [entities for _, entities, _ in query_pages(index, "PartitionKey eq @p", {"p": partition},
                                                         ("Model", "Requests"))]
     assert [len(page) for page in pages] == [1000, 1000, 345]
     assert [entity["Requests"] for page in pages for entity in page] == list(range(count))  # key order, all once

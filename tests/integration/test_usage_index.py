@@ -6,6 +6,7 @@ rebuild`` restores a damaged index."""
 from __future__ import annotations
 
 import urllib.parse
+import zlib
 from datetime import timedelta
 from typing import Any
 
@@ -27,19 +28,23 @@ START = DEMO_END - timedelta(days=DAYS)
 
 
 def entities(store: TableStore, table: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every entity of ``table`` but the index's completeness marker (checked on its own)."""
+    """Every entity of ``table`` but the index's completeness marker (checked on its own) and the
+    touched marks (partitions ``s..|t|<day>``)."""
     client = store.table_client(table)
     return {(e["PartitionKey"], e["RowKey"]): {k: v for k, v in e.items() if k not in ("PartitionKey", "RowKey")}
-            for e in client.list_entities() if e["PartitionKey"] != META_PARTITION}
+            for e in client.list_entities()
+            if e["PartitionKey"] != META_PARTITION and "|t|" not in e["PartitionKey"]}
 
 
 def expected_index(store: TableStore) -> dict[tuple[str, str], dict[str, Any]]:
-    """The index computed independently from the usage table: day and month rows, keyed by period."""
+    """The index computed independently from the usage table: day and month rows, keyed by the
+    subscription's shard (CRC-32 of its usage PartitionKey, of 16) and the period."""
     out = {}
     for (partition, row), values in entities(store, store.usage_table).items():
         if row.startswith(("d|", "m|")):
             period = "|".join(row.split("|")[:2])
-            out[(period, f"{partition}{JOIN}{row}")] = values
+            shard = f"s{zlib.crc32(partition.encode()) % 16:02d}"
+            out[(f"{shard}|{period}", f"{partition}{JOIN}{row}")] = values
     return out
 
 
@@ -59,7 +64,8 @@ def test_index_matches_the_usage_rows_after_a_rollup_and_its_rerun(settings: Set
     store = rolled_up(settings)
     first = entities(store, store.index_table)
     expected = expected_index(store)
-    assert len(expected) > 10 and any(period.startswith("m|") for period, _ in expected)
+    assert len(expected) > 10 and any("|m|" in partition for partition, _ in expected)
+    assert len({partition.split("|", 1)[0] for partition, _ in expected}) > 1  # several shards hold them
     assert first == expected
     rollup_service(settings).backfill(START, DEMO_END)
     assert entities(store, store.index_table) == first == expected_index(store)

@@ -37,6 +37,16 @@ class UsageRepository(Protocol):
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]: ...
 
 
+@dataclass(frozen=True)
+class MonthParts:
+    """One month read from the period index before a write replaces some of its day rows: ``sums``,
+    the month rows of every day row but those of the (subscription, day)s set apart; ``apart``, the
+    day rows of those, as stored (the write replaces the ones it holds, the rest stay)."""
+
+    sums: list[UsageRow]
+    apart: list[UsageRow]
+
+
 class RollupUsageRepository(UsageRepository, Protocol):
     """The usage store as the rollup writes it: also which subscriptions may hold hourly rows of a
     day, so it reads only theirs (``shared.services.stored_hours``): a mark written before a
@@ -59,6 +69,13 @@ class RollupUsageRepository(UsageRepository, Protocol):
         """The month rows of ``subscriptions`` (stored names) summed from the period index's day rows
         of ``month``: what merging each one's stored days gives.  ``None`` while the index is not
         known to be complete (then each subscription's days are read on their own)."""
+        ...
+
+    def month_parts(self, month: datetime, subscriptions: frozenset[str],
+                    apart: frozenset[tuple[str, datetime]]) -> MonthParts | None:
+        """:meth:`month_sums` with the day rows of the (subscription, day)s ``apart`` (stored names,
+        day starts) kept apart, as stored: a writer about to replace those days sums the month it will
+        leave before writing it.  ``None`` while the index is not known to be complete."""
         ...
 
 

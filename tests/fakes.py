@@ -24,7 +24,7 @@ from shared.core.pricing import Price
 from shared.core.quotas import Period, Quota
 from shared.core.usage import Granularity, UsageKey, UsageRow, merge
 from shared.errors import AlreadyExistsError, ConcurrentUpdateError, DeliveryError, EnforcementError
-from shared.ports import OutboxEntry, Watermark
+from shared.ports import MonthParts, OutboxEntry, Watermark
 from shared.queries import Query
 
 
@@ -78,7 +78,7 @@ class InMemoryUsageRepository:
 
     Its period index is its day rows (complete unless a test sets ``index_complete`` false); touched
     marks are kept apart.  Every ``read`` is recorded in ``read_calls``, every ``month_sums`` in
-    ``month_sum_calls``."""
+    ``month_sum_calls``, every ``month_parts`` in ``month_part_calls``."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[Granularity, datetime, UsageKey], UsageRow] = {}
@@ -87,6 +87,7 @@ class InMemoryUsageRepository:
         self.index_complete = True
         self.read_calls: list[tuple[str, Granularity, datetime, datetime]] = []
         self.month_sum_calls: list[tuple[datetime, frozenset[str]]] = []
+        self.month_part_calls: list[tuple[datetime, frozenset[str], frozenset[tuple[str, datetime]]]] = []
 
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         written = 0
@@ -120,9 +121,22 @@ class InMemoryUsageRepository:
         self.month_sum_calls.append((month, subscriptions))
         if not self.index_complete:
             return None
-        days = [row for (g, at, _), row in list(self.rows.items())
+        return merge(self._days_of(month, subscriptions), Granularity.MONTH)
+
+    def month_parts(self, month: datetime, subscriptions: frozenset[str],
+                    apart: frozenset[tuple[str, datetime]]) -> MonthParts | None:
+        """As ``month_sums``, the day rows of the (subscription, day)s ``apart`` returned as stored."""
+        self.month_part_calls.append((month, subscriptions, apart))
+        if not self.index_complete:
+            return None
+        days = self._days_of(month, subscriptions)
+        return MonthParts(merge([row for row in days if (row.subscription_id, row.period_start) not in apart],
+                                Granularity.MONTH),
+                          [row for row in days if (row.subscription_id, row.period_start) in apart])
+
+    def _days_of(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow]:
+        return [row for (g, at, _), row in list(self.rows.items())
                 if g is Granularity.DAY and month <= at < next_month(month) and row.subscription_id in subscriptions]
-        return merge(days, Granularity.MONTH)
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
         return sorted((row for (g, at, _), row in self.rows.items() if g is granularity and start <= at < end),

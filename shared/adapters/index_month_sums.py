@@ -30,26 +30,35 @@ class MonthTotals:
     """Per-key totals of one month's day entities of the ``wanted`` subscriptions (stored names);
     :meth:`add` may be called from several threads at once (one per shard read)."""
 
-    def __init__(self, month: datetime, wanted: frozenset[str], counter_properties: Sequence[str]) -> None:
+    def __init__(self, month: datetime, wanted: frozenset[str], counter_properties: Sequence[str],
+                 apart: frozenset[tuple[str, datetime]] = frozenset()) -> None:
         self._month = month
         self._wanted = wanted
+        self._apart = apart  # (stored name, day start): entities kept as they are, not summed
+        self.apart_entities: list[Mapping[str, Any]] = []
         self._properties = tuple(counter_properties)  # in the order of Counters' fields
         self._totals: dict[Names, list[int]] = {}
         self._lock = threading.Lock()
         self.entities_read = 0
 
     def add(self, entities: Iterable[Mapping[str, Any]]) -> None:
-        """One page of the index's day entities: the wanted subscriptions' counters added in."""
+        """One page of the index's day entities: the wanted subscriptions' counters added in, but those
+        of a (subscription, day) set apart, which are kept as they are."""
         found: list[tuple[Names, list[int]]] = []
+        kept: list[Mapping[str, Any]] = []
         seen = 0
         for entity in entities:
             seen += 1
             subscription = entity.get("SubscriptionId", "")
             if subscription not in self._wanted:
                 continue
+            if self._apart and (subscription, entity.get("PeriodStart")) in self._apart:
+                kept.append(entity)
+                continue
             found.append((stored_names(entity), [int(entity.get(name) or 0) for name in self._properties]))
         with self._lock:
             self.entities_read += seen
+            self.apart_entities.extend(kept)
             for names, values in found:
                 total = self._totals.get(names)
                 if total is None:

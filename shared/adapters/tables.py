@@ -70,7 +70,7 @@ from shared.errors import (
     StorageUnavailableError,
     TransactionRejectedError,
 )
-from shared.ports import QuarantineRetry, Watermark
+from shared.ports import MonthParts, QuarantineRetry, Watermark
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -323,14 +323,23 @@ class TableStore:
         return self._query(self.usage_table, "RowKey ge @low and RowKey lt @high", {"low": low, "high": high})
 
     def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
-        """The month rows of ``subscriptions`` summed from the index's day partitions of ``month``, a
-        query per shard (``READS_IN_FLIGHT`` at once), page by page (``index_month_sums``); ``None``
-        while the index is not complete."""
+        """The month rows of ``subscriptions`` summed from the index's day partitions of ``month``
+        (:meth:`month_parts` with nothing set apart); ``None`` while the index is not complete."""
+        parts = self.month_parts(month, subscriptions, frozenset())
+        return None if parts is None else parts.sums
+
+    def month_parts(self, month: datetime, subscriptions: frozenset[str],
+                    apart: frozenset[tuple[str, datetime]]) -> MonthParts | None:
+        """The month rows of ``subscriptions`` summed from the index's day partitions of ``month``, but
+        the day rows of the (subscription, day)s ``apart``, returned as stored; a query per shard
+        (``READS_IN_FLIGHT`` at once), page by page (``index_month_sums``).  ``None`` while the index
+        is not complete."""
         if not self.index_complete():
             return None
         table = self.table(self.index_table)
         # stored names, as read() keeps them
-        totals = MonthTotals(month, frozenset(storable_name(s) for s in subscriptions), tuple(_PROPERTY.values()))
+        totals = MonthTotals(month, frozenset(storable_name(s) for s in subscriptions), tuple(_PROPERTY.values()),
+                             frozenset((storable_name(subscription), day) for subscription, day in apart))
 
         def add_days(read: Read) -> None:
             for _, entities, _ in query_pages(table, *read, USAGE_PROPERTIES):
@@ -339,7 +348,7 @@ class TableStore:
         with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT) as pool:
             days = index_reads(Granularity.DAY, month, next_month(month))
             list(pool.map(lambda read: self.call(partial(add_days, read)), days))
-        return totals.rows()
+        return MonthParts(totals.rows(), [usage_row(dict(entity)) for entity in totals.apart_entities])
 
     def index_complete(self) -> bool:
         """Whether the period index holds every day and month row (its marker is there): a point

@@ -152,6 +152,16 @@ def merge(rows: Iterable[UsageRow], granularity: Granularity) -> list[UsageRow]:
             for (start, key), counters in sorted(totals.items(), key=_slot_order)]
 
 
+def month_after_write(others: Iterable[UsageRow], stored: Iterable[UsageRow],
+                      written: list[UsageRow]) -> list[UsageRow]:
+    """The month rows storage holds once the ``written`` day rows replace the ``stored`` ones of the
+    same (day, key): ``others`` (month sums of the days the write does not touch), the stored day rows
+    it leaves, and the written ones (all under stored names)."""
+    replaced = {(row.period_start, row.key) for row in written}
+    kept = [row for row in stored if (row.period_start, row.key) not in replaced]
+    return merge([*others, *kept, *written], Granularity.MONTH)
+
+
 def _slot_order(item: tuple[tuple[datetime, UsageKey], Counters]) -> tuple[datetime, str, str, str, str, str, str]:
     (start, key), _ = item
     return (start, key.subscription_id, key.product_id, key.model, key.deployment, key.apim_service,

@@ -14,8 +14,10 @@ A chunk is written a batch of subscriptions at a time, and the reads of the next
 hours of partly covered days, days of touched months) run while the previous batch's writes are in
 flight (:mod:`shared.services.write_behind`); the watermark still moves only once every write of
 the chunk succeeded.  A month that many subscriptions touch (``MONTH_INDEX_THRESHOLD``) is summed
-instead from the period index's day partitions, in one read for all of them once every day of the
-chunk is stored (``RollupUsageRepository.month_sums``), not a read per subscription.
+instead from the period index's day partitions, in one read for all of them before the chunk is
+written, the (subscription, day)s the chunk rewrites kept apart (``RollupUsageRepository.month_parts``):
+each subscription's month rows then go in the same write as its hours and days (one transaction,
+not two), summed as storage will hold them once that write is done.
 
 Chunks are sized by result rows: the previous run's densest rows per hour of log decide how many
 hours one query covers (about ``TARGET_ROWS``, far under Log Analytics' 500,000-row / ~64 MB cap,
@@ -36,10 +38,18 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from shared.core.keys import storable_key
+from shared.core.keys import storable_key, storable_name
 from shared.core.kql import declared_parameters
 from shared.core.months import next_month
-from shared.core.usage import Counters, Granularity, UsageRow, merge, normalize_key, touched_periods
+from shared.core.usage import (
+    Counters,
+    Granularity,
+    UsageRow,
+    merge,
+    month_after_write,
+    normalize_key,
+    touched_periods,
+)
 from shared.core.windows import HOUR, Window, backfill_window, floor_hour, rollup_window, split
 from shared.errors import PartialResultError
 from shared.ports import (
@@ -313,19 +323,20 @@ class RollupService:
         pairs touched, month rows written); returns only once every write succeeded.
 
         A subscription's hours and days share its partition: they go in one write (one round trip
-        per subscription and chunk, not two).  Its months are read from its stored days, so they
-        are read once that write is done, while the next batch's is in flight; a month with at least
-        ``month_index_threshold`` subscriptions in the chunk is summed from the period index instead,
-        once every batch's write is done (:meth:`_derive_months`).  Before a batch is handed over,
-        its (subscription, day)s are marked touched (:mod:`shared.services.stored_hours`).
+        per subscription and chunk, not two).  A month with at least ``month_index_threshold``
+        subscriptions in the chunk is read from the period index first, the days the chunk rewrites
+        kept apart (:meth:`_month_parts`), so its month rows join that write too, as storage will
+        hold them after it.  Other months are read from the subscription's stored days once that
+        write is done, while the next batch's is in flight.  Before a batch is handed over, its
+        (subscription, day)s are marked touched (:mod:`shared.services.stored_hours`).
         """
         by_subscription: dict[str, list[UsageRow]] = {}
         for row in hourly:
             by_subscription.setdefault(row.subscription_id, []).append(row)
         subscriptions = sorted(by_subscription)
-        days_written = 0
+        days_written = folded_written = 0
         months = touched_periods(hourly, Granularity.MONTH)  # the months of the day rows derived below
-        summed = self._summed_months(months) if with_months else set()  # from the index, after the loop
+        parts = self._month_parts(months, hourly) if with_months else {}
         month_writes: list[Future[int]] = []
         # the writer lease is confirmed before each write, in the writing thread: a run that lost it
         # stops before writing
@@ -334,20 +345,35 @@ class RollupService:
             for first in range(0, len(subscriptions), self.write_batch):
                 batch = [row for sub in subscriptions[first:first + self.write_batch] for row in by_subscription[sub]]
                 day_rows, emptied = self._derive_days(batch, chunk, stored)  # reads, while the last batch is written
+                folded = _folded_months(parts, day_rows)
                 stored.mark(touched_periods(batch, Granularity.DAY))  # stored before any of their hours
-                written = writes.submit(batch + emptied + day_rows)
+                written = writes.submit(batch + emptied + day_rows + folded)
                 days_written += len(day_rows)
-                touched = {pair for pair in touched_periods(day_rows, Granularity.MONTH) if pair[1] not in summed}
+                folded_written += len(folded)
+                touched = {pair for pair in touched_periods(day_rows, Granularity.MONTH) if pair[1] not in parts}
                 if with_months and previous is not None and previous[1]:
                     month_writes.append(self._write_months(writes, *previous))
                 previous = (written, touched)
             if with_months and previous is not None and previous[1]:
                 month_writes.append(self._write_months(writes, *previous))
             writes.drain()
-        month_rows = sum(write.result() for write in month_writes)
-        if summed:  # every day of the chunk is stored now
-            month_rows += self._derive_months({pair for pair in months if pair[1] in summed})
-        return days_written, months, month_rows
+        return days_written, months, folded_written + sum(write.result() for write in month_writes)
+
+    def _month_parts(self, months: set[tuple[str, datetime]], hourly: list[UsageRow]) -> dict[datetime, _MonthParts]:
+        """The months with at least ``month_index_threshold`` subscriptions among ``months``, read from
+        the period index before the chunk is written: every stored day row of those subscriptions,
+        summed but for the (subscription, day)s the chunk rewrites (kept as stored).  A month whose
+        index is not complete is left out (read a subscription at a time, after the write)."""
+        days = touched_periods(hourly, Granularity.DAY)
+        found: dict[datetime, _MonthParts] = {}
+        for month in sorted(self._summed_months(months)):
+            subscriptions = frozenset(subscription for subscription, at in months if at == month)
+            apart = frozenset(pair for pair in days if Granularity.MONTH.period_start(pair[1]) == month)
+            parts = self.usage.month_parts(month, frozenset(map(storable_name, subscriptions)),
+                                           frozenset((storable_name(sub), day) for sub, day in apart))
+            if parts is not None:
+                found[month] = _MonthParts(_by_subscription(parts.sums), _by_subscription(parts.apart))
+        return found
 
     def _write_months(self, writes: WriteBehind[UsageRow], days_written: Future[int],
                       touched: set[tuple[str, datetime]]) -> Future[int]:
@@ -448,6 +474,37 @@ class RollupService:
                     writes.submit(month_rows)
             return writes.drain()
 
+
+
+@dataclass(frozen=True)
+class _MonthParts:
+    """A month's :class:`MonthParts`, by subscription (stored name)."""
+
+    sums: dict[str, list[UsageRow]]
+    apart: dict[str, list[UsageRow]]
+
+
+def _by_subscription(rows: list[UsageRow]) -> dict[str, list[UsageRow]]:
+    grouped: dict[str, list[UsageRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.subscription_id, []).append(row)
+    return grouped
+
+
+def _folded_months(parts: dict[datetime, _MonthParts], day_rows: list[UsageRow]) -> list[UsageRow]:
+    """The month rows of ``day_rows``' (subscription, month)s read by :meth:`RollupService._month_parts`,
+    as storage holds them once these day rows are written (:func:`month_after_write`)."""
+    if not parts:
+        return []
+    written: dict[tuple[str, datetime], list[UsageRow]] = {}
+    for row in day_rows:  # under stored names, as the index answers
+        month = Granularity.MONTH.period_start(row.period_start)
+        if month in parts:
+            stored_row = replace(row, key=storable_key(row.key))
+            written.setdefault((stored_row.subscription_id, month), []).append(stored_row)
+    return [row for (subscription, month), rows in sorted(written.items())
+            for row in month_after_write(parts[month].sums.get(subscription, []),
+                                         parts[month].apart.get(subscription, []), rows)]
 
 
 def _subscription_batches(rows: list[UsageRow], size: int) -> Iterator[list[UsageRow]]:

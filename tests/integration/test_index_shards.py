@@ -82,8 +82,8 @@ def test_month_sums_and_day_listing_read_every_shard(settings: Settings) -> None
     team_one = [row for row in sums if row.subscription_id == "team-0003"]
     assert [(row.key.model, row.counters.requests, row.counters.prompt_tokens) for row in team_one] == [
         ("gpt-4o", 4, 21), ("gpt-4o-mini", 4, 21)]  # the day row of Oct 7 only (no other day of October)
-    assert store.indexed_subscriptions(DAY) == {f"team-{n:04d}" for n in range(SUBSCRIPTIONS)}
-    assert store.indexed_subscriptions(DAY - timedelta(days=1)) == {"team-0001"}
+    assert store.indexed_subscriptions(DAY) == frozenset({f"team-{n:04d}" for n in range(SUBSCRIPTIONS)})
+    assert store.indexed_subscriptions(DAY - timedelta(days=1)) == frozenset({"team-0001"})
 
 
 def test_touched_marks_of_both_layouts_are_read(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from shared.adapters.usage_index import COMPLETE, META_PARTITION
 from shared.composition import table_store
 from shared.core.keys import storable_name
 from shared.core.usage import PRIORITY_TIER, Counters, Granularity, UsageKey, UsageRow, merge
+from shared.ports import MonthParts
 from shared.services.rollup import WATERMARK_NAME, RollupService
 from shared.settings import Settings
 from tests.fakes import FakeClock, FakeLogSource
@@ -41,7 +42,8 @@ def row(granularity: Granularity, at: datetime, usage_key: UsageKey, n: int) -> 
 
 
 class CountingStore:
-    """The real store, with its one-subscription day reads and its ``month_sums`` calls counted."""
+    """The real store, with its one-subscription day reads and its index month reads (``month_sums``,
+    ``month_parts``) counted."""
 
     def __init__(self, inner: TableStore) -> None:
         self.inner = inner
@@ -56,6 +58,11 @@ class CountingStore:
     def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
         self.month_sum_calls.append((month, len(subscriptions)))
         return self.inner.month_sums(month, subscriptions)
+
+    def month_parts(self, month: datetime, subscriptions: frozenset[str],
+                    apart: frozenset[tuple[str, datetime]]) -> MonthParts | None:
+        self.month_sum_calls.append((month, len(subscriptions)))
+        return self.inner.month_parts(month, subscriptions, apart)
 
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         return self.inner.upsert(rows)

@@ -1,10 +1,12 @@
-"""Month rows summed from the period index (``month_sums``) when many subscriptions' months are
-recomputed, a read per subscription otherwise: both give the same rows (several keys, APIM services,
-a priority tier; days of other months and subscriptions not asked for left out), the threshold picks
-the path, an incomplete index falls back to the single reads, and the index is read only once the
-chunk's days are stored, a failed month write leaving the watermark where it was.  The index's own
-summing (``MonthTotals``) is checked against ``usage_row`` + ``merge`` on stored entities.  On
-in-memory fakes; expected numbers from the traffic's rule, written out."""
+"""Month rows summed from the period index when many subscriptions' months are recomputed (a
+scheduled run: ``month_parts``, read before the chunk is written, the chunk's days kept apart, the
+months then written with their days; a backfill: ``month_sums``, once its days are stored), a read
+per subscription otherwise: both give the same rows (several keys, APIM services, a priority tier;
+days of other months and subscriptions not asked for left out; a rerun; a stored day row of a key
+the chunk no longer returns), the threshold picks the path, an incomplete index falls back to the
+single reads, and a failed month write leaves the watermark where it was.  The index's own summing
+(``MonthTotals``) is checked against ``usage_row`` + ``merge`` on stored entities.  On in-memory
+fakes; expected numbers from the traffic's rule, written out."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from shared.adapters.usage_index import index_entity
 from shared.core.keys import storable_name
 from shared.core.usage import PRIORITY_TIER, Counters, Granularity, UsageKey, UsageRow, merge
 from shared.errors import StorageError
+from shared.ports import MonthParts
 from shared.services.rollup import WATERMARK_NAME, RollupService
 from tests.fakes import FakeClock, FakeLogSource, InMemoryUsageRepository, InMemoryWatermarkRepository
 from tests.unit.test_rollup_service import counters
@@ -105,6 +108,11 @@ def day_reads(usage: InMemoryUsageRepository) -> list[str]:
                   if granularity is Granularity.DAY)
 
 
+def index_reads(usage: InMemoryUsageRepository) -> list[tuple[datetime, frozenset[str]]]:
+    """Every read of the period index's month: ``month_sums`` and ``month_parts`` calls alike."""
+    return [*usage.month_sum_calls, *((month, subscriptions) for month, subscriptions, _ in usage.month_part_calls)]
+
+
 def service(usage: InMemoryUsageRepository, threshold: int, marks: InMemoryWatermarkRepository | None = None,
             **options: Any) -> RollupService:
     return RollupService(FakeLogSource(traffic()), usage, marks or InMemoryWatermarkRepository(),
@@ -128,10 +136,31 @@ def test_the_index_path_writes_the_rows_of_the_per_subscription_path(how: str, w
     roll(by_index, 1, how, write_batch=write_batch)
     roll(one_by_one, 10**6, how, write_batch=write_batch)
 
-    assert by_index.month_sum_calls == [(NOVEMBER, frozenset(TEAMS))] and day_reads(by_index) == []
-    assert one_by_one.month_sum_calls == [] and day_reads(one_by_one) == TEAMS
+    assert index_reads(by_index) == [(NOVEMBER, frozenset(TEAMS))] and day_reads(by_index) == []
+    if how == "run":  # read before the chunk is written, its (team, day)s kept apart
+        assert by_index.month_part_calls == [(NOVEMBER, frozenset(TEAMS),
+                                              frozenset((team, at) for team in TEAMS for at in WINDOW_DAYS))]
+    assert index_reads(one_by_one) == [] and day_reads(one_by_one) == TEAMS
     assert months(by_index) == expected_months()
     assert by_index.rows == one_by_one.rows
+
+
+@pytest.mark.parametrize("write_batch", [1, 1000])
+def test_a_rerun_and_a_key_the_chunk_no_longer_returns_give_the_rows_of_the_per_subscription_path(
+        write_batch: int) -> None:
+    """The window's days already stored (a rerun replaces them, never adds them twice), and team-0
+    holding a day row of Nov 20 under a key the query does not return (it stays in the month)."""
+    gone = UsageKey("team-0", "starter", "gpt-35-turbo", "legacy", "gw-a")
+    by_index, one_by_one = stored_before(), stored_before()
+    for usage in (by_index, one_by_one):
+        usage.upsert([day(HOURS[1].replace(hour=0), gone, 40)])
+    for _ in range(2):
+        roll(by_index, 1, "run", write_batch=write_batch)
+        roll(one_by_one, 10**6, "run", write_batch=write_batch)
+
+    assert len(by_index.month_part_calls) == 2 and day_reads(by_index) == []
+    assert by_index.rows == one_by_one.rows
+    assert months(by_index) == {**expected_months(), gone: counters(40, 4000, 400)}
 
 
 @pytest.mark.parametrize("how", ["run", "backfill"])
@@ -140,8 +169,8 @@ def test_the_threshold_chooses_the_path(how: str) -> None:
     roll(at_threshold, len(TEAMS), how)
     roll(below, len(TEAMS) + 1, how)
 
-    assert len(at_threshold.month_sum_calls) == 1 and day_reads(at_threshold) == []
-    assert below.month_sum_calls == [] and day_reads(below) == TEAMS
+    assert len(index_reads(at_threshold)) == 1 and day_reads(at_threshold) == []
+    assert index_reads(below) == [] and day_reads(below) == TEAMS
     assert months(at_threshold) == months(below) == expected_months()
 
 
@@ -151,28 +180,31 @@ def test_an_incomplete_index_falls_back_to_one_read_per_subscription(how: str) -
     usage.index_complete = False
     roll(usage, 1, how)
 
-    assert usage.month_sum_calls == [(NOVEMBER, frozenset(TEAMS))]  # asked, answered None
+    assert index_reads(usage) == [(NOVEMBER, frozenset(TEAMS))]  # asked, answered None
     assert day_reads(usage) == TEAMS
     assert months(usage) == expected_months()
 
 
 class WatchedRepository(InMemoryUsageRepository):
-    """Records, at each ``month_sums``, which (subscription, day)s of the window are stored; fails
-    the ``fail_month_write``-th write of month rows."""
+    """Records, at each ``month_parts``, which (subscription, day)s of the window are stored, and each
+    write's (granularity, subscription)s; fails the ``fail_month_write``-th write of month rows."""
 
     def __init__(self, fail_month_write: int | None = None) -> None:
         super().__init__()
         self.fail_month_write = fail_month_write  # counted from the first write after the history
         self.month_writes = 0
         self.days_stored_at_sum: list[set[tuple[str, datetime]]] = []
+        self.writes: list[set[tuple[Granularity, str]]] = []
 
-    def month_sums(self, month: datetime, subscriptions: frozenset[str]) -> list[UsageRow] | None:
+    def month_parts(self, month: datetime, subscriptions: frozenset[str],
+                    apart: frozenset[tuple[str, datetime]]) -> MonthParts | None:
         self.days_stored_at_sum.append({(row.subscription_id, at) for (g, at, _), row in self.rows.items()
                                         if g is Granularity.DAY and at in WINDOW_DAYS})
-        return super().month_sums(month, subscriptions)
+        return super().month_parts(month, subscriptions, apart)
 
     def upsert(self, rows: Iterable[UsageRow]) -> int:
         batch = list(rows)
+        self.writes.append({(row.granularity, row.subscription_id) for row in batch})
         if any(row.granularity is Granularity.MONTH for row in batch):
             self.month_writes += 1
             if self.month_writes == self.fail_month_write:
@@ -180,14 +212,17 @@ class WatchedRepository(InMemoryUsageRepository):
         return super().upsert(batch)
 
 
-def test_the_index_is_read_once_every_day_of_the_chunk_is_stored() -> None:
+def test_the_index_is_read_before_the_chunk_and_each_month_goes_with_its_days() -> None:
     usage, marks = with_history(WatchedRepository()), InMemoryWatermarkRepository()
-    result = service(usage, 1, marks, write_batch=1).run()  # a write per team: the index read after the last
+    usage.writes.clear()
+    result = service(usage, 1, marks, write_batch=1).run()  # a write per team
 
-    assert usage.days_stored_at_sum == [{(team, at) for team in TEAMS for at in WINDOW_DAYS}]
-    assert usage.month_writes == len(TEAMS)  # written a team at a time, as the days
+    assert usage.days_stored_at_sum == [set()]  # one read, before any day of the window was written
+    # one write per team, holding its hours, its days and its month: one transaction, not two
+    assert usage.writes == [{(granularity, team) for granularity in Granularity} for team in TEAMS]
     assert result.derived_rows_written == len(TEAMS) * 2 * 2 + len(TEAMS) * 2  # day rows (2 days x 2 keys), months
     assert result.watermark == marks.get(WATERMARK_NAME).value == NOW.replace(minute=0)
+    assert months(usage) == expected_months()
 
 
 def test_a_failed_month_write_from_the_index_leaves_the_watermark_and_a_rerun_converges() -> None:

@@ -333,8 +333,8 @@ class TableStore:
         """The month rows of ``subscriptions`` summed from the index's day partitions of ``month``, but
         the day rows of the (subscription, day)s ``apart``, returned as stored; a query per shard
         (``READS_IN_FLIGHT`` at once), page by page (``index_month_sums``).  ``None`` while the index
-        is not complete."""
-        if not self.index_complete():
+        is not complete (a store whose usage table is still empty is complete from now on)."""
+        if not self._index_usable():
             return None
         table = self.table(self.index_table)
         # stored names, as read() keeps them
@@ -375,10 +375,8 @@ class TableStore:
     def indexed_subscriptions(self, day: datetime) -> frozenset[str] | None:
         """The day's index partitions (one a shard); ``None`` while the index is not complete.  A store
         whose usage table is still empty is complete from now on (as at its first write)."""
-        if not self.index_complete():
-            self._mark_index_complete_if_fresh()
-            if not self.index_complete():
-                return None
+        if not self._index_usable():
+            return None
         return self._subscriptions(index_reads(Granularity.DAY, day, day + timedelta(days=1)))
 
     def _subscriptions(self, reads: list[Read]) -> frozenset[str]:
@@ -395,6 +393,13 @@ class TableStore:
         with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT) as pool:
             answers = list(pool.map(listed, reads))
         return [entity for answer in answers for entity in answer]
+
+    def _index_usable(self) -> bool:
+        """Whether the index is complete, marking it so first if the usage table is still empty (the
+        first run of an installation reads the index before its first write)."""
+        if not self.index_complete():
+            self._mark_index_complete_if_fresh()
+        return self.index_complete()
 
     def _mark_index_complete_if_fresh(self) -> None:
         """Before the first usage write: a usage table with no row yet means the index starts with

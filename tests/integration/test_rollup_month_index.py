@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.adapters.tables import TableStore
 from shared.adapters.usage_index import COMPLETE, META_PARTITION
 from shared.composition import table_store
@@ -110,13 +112,16 @@ def test_month_sums_equal_each_subscriptions_merged_days(settings: Settings) -> 
     assert table_store(settings).month_sums(NOVEMBER, wanted) is None
 
 
-def test_a_run_over_many_subscriptions_sums_months_from_the_index(settings: Settings) -> None:
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_run_over_many_subscriptions_sums_months_from_the_index(settings: Settings, fresh: bool) -> None:
+    """With history, and on a fresh installation (its first run reads the index before its first
+    write: an empty usage table makes the index complete)."""
     now = datetime(2026, 11, 20, 3, 10, tzinfo=UTC)  # window [00:00, 03:00): three hours of Nov 20
     hours = [datetime(2026, 11, 20, h, tzinfo=UTC) for h in range(3)]
     teams = [f"team-{n:03d}" for n in range(40)]
     store = table_store(settings)
     # history: November days before the window, an October day, and a team with no traffic now
-    store.upsert([row(Granularity.DAY, NOVEMBER + timedelta(days=d), key(team, k), 2 + n + d)
+    store.upsert([] if fresh else [row(Granularity.DAY, NOVEMBER + timedelta(days=d), key(team, k), 2 + n + d)
                   for n, team in enumerate(teams) for k in (0, 1) for d in (1, 9)]
                  + [row(Granularity.DAY, OCTOBER + timedelta(days=5), key("team-000", 0), 500),
                     row(Granularity.MONTH, NOVEMBER, key("quiet", 0), 999)])
@@ -138,10 +143,10 @@ def test_a_run_over_many_subscriptions_sums_months_from_the_index(settings: Sett
 
     assert counting.month_sum_calls == [(NOVEMBER, len(teams))] and counting.day_reads == []
     assert result.watermark == store.get(WATERMARK_NAME).value == now.replace(hour=3, minute=0)
-    expected: dict[UsageKey, Counters] = {key("quiet", 0): counts(999)}  # left as it was
+    expected: dict[UsageKey, Counters] = {} if fresh else {key("quiet", 0): counts(999)}  # left as it was
     for n, team in enumerate(teams):
         for k in (0, 1):
-            history = counts(2 + n + 1) + counts(2 + n + 9)
+            history = Counters() if fresh else counts(2 + n + 1) + counts(2 + n + 9)
             window = sum(1 + n + k + h for h in range(3))
             expected[key(team, k)] = history + Counters(requests=window, prompt_tokens=100 * window,
                                                         completion_tokens=10 * window, total_tokens=110 * window)

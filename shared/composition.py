@@ -71,8 +71,11 @@ def table_store(settings: Settings, credential: Any | None = None) -> TableStore
     """The account's table client (connection string locally, managed identity in Azure)."""
     from azure.data.tables import TableServiceClient
 
+    from shared.adapters.table_rest import table_transport
+
     # Few, quick retries: a timer run should fail visibly rather than hang on a dead endpoint.
     options: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.4, "connection_timeout": 10}
+    options["transport"] = table_transport(**options)  # the proxy environment read once per endpoint
     connection_string = settings.tables_connection_string
     if connection_string:
         service = TableServiceClient.from_connection_string(connection_string, **options)

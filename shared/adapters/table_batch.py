@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,18 @@ OPERATION_OVERHEAD = 400
 _STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})[^\r\n]*", re.MULTILINE)
 _EDM = ("Edm.Binary", "Edm.Boolean", "Edm.DateTime", "Edm.Double", "Edm.Guid", "Edm.Int32", "Edm.Int64",
         "Edm.String")
+_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# quote(text, safe="") keeps these; any other ASCII character becomes %XX (upper-case hex).
+_URL_RESERVED = re.compile(r"[^A-Za-z0-9_.~-]")
+_PERCENT_ENCODED = {chr(code): f"%{code:02X}" for code in range(128)}
+# Texts reused from one entity to the next: each property name's JSON ('"Name": ' and
+# ', "Name@odata.type": '), each UTC datetime's Edm.DateTime text (a run writes the same few hours,
+# days and months for every subscription) and each key's URL text (a transaction's one PartitionKey,
+# the usage RowKeys every subscription shares).  Emptied when full: any entity shape is safe.
+_CACHE_LIMIT = 4096
+_PROPERTY_TEXT: dict[str, tuple[str, str]] = {}
+_UTC_TEXT: dict[datetime, str] = {}
+_KEY_TEXT: dict[str, str] = {}
 
 
 def entity_json(entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,7 +82,9 @@ def _typed(name: str, value: Any) -> tuple[str | None, Any]:
     if isinstance(value, bool):
         return None, value
     if isinstance(value, int):
-        if value not in INT32:  # as the SDK: a plain int is Int32, larger ones must say Int64
+        # As the SDK: a plain int is Int32, larger ones must say Int64.  Compared, not `in INT32`: a
+        # range tests an int subclass (an IntEnum) by walking all 2**32 values.
+        if not INT32.start <= value < INT32.stop:
             raise TypeError(f"property {name}: {value} does not fit Int32; wrap it as Int64")
         return None, value
     if isinstance(value, float):
@@ -123,7 +138,60 @@ def _datetime(name: str, value: datetime) -> str:
         return str(service_text)
     if value.tzinfo is None:
         raise TypeError(f"property {name}: naive datetime {value!r} (Table Storage keeps UTC)")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime(_DATETIME_FORMAT)
+
+
+def entity_body(entity: Mapping[str, Any]) -> bytes:
+    """``json.dumps(entity_json(entity))`` as ASCII, byte for byte, written without the typed dict.
+
+    The values usage rows are made of (text, Int32, a UTC datetime, an Int64 counter) are written
+    here directly, about five times cheaper than through the dict and ``json.dumps``; any other
+    value goes through :func:`entity_json`'s rules and ``json.dumps`` of that one value."""
+    from azure.data.tables import EdmType, EntityProperty  # loaded already by the client that sends this
+
+    int64 = EdmType.INT64
+    parts: list[str] = []
+    for name, value in entity.items():
+        named = _PROPERTY_TEXT.get(name)
+        if named is None:
+            if type(name) is not str:  # json.dumps' own rules for such keys: not worth a second copy
+                return json.dumps(entity_json(entity)).encode("ascii")
+            named = _property_text(name)
+        kind = type(value)
+        if kind is EntityProperty:
+            number, edm_type = value
+            if edm_type is int64 and type(number) is int and -(2**63) <= number < 2**63:
+                parts.append(f'{named[0]}"{number}"{named[1]}"Edm.Int64"')
+                continue
+        elif kind is str:
+            parts.append(f'{named[0]}{encode_basestring_ascii(value)}{named[1]}"Edm.String"')
+            continue
+        elif kind is int and -(2**31) <= value < 2**31:
+            parts.append(f"{named[0]}{value}")
+            continue
+        elif kind is datetime and value.tzinfo is UTC:
+            parts.append(f'{named[0]}"{_UTC_TEXT.get(value) or _utc_text(value)}"{named[1]}"Edm.DateTime"')
+            continue
+        parts.extend(f"{encode_basestring_ascii(key)}: {json.dumps(plain)}"
+                     for key, plain in entity_json({name: value}).items())
+    return f"{{{', '.join(parts)}}}".encode("ascii")
+
+
+def _property_text(name: str) -> tuple[str, str]:
+    if len(_PROPERTY_TEXT) >= _CACHE_LIMIT:
+        _PROPERTY_TEXT.clear()
+    text = f"{encode_basestring_ascii(name)}: ", f", {encode_basestring_ascii(name + '@odata.type')}: "
+    _PROPERTY_TEXT[name] = text
+    return text
+
+
+def _utc_text(value: datetime) -> str:
+    if len(_UTC_TEXT) >= _CACHE_LIMIT:
+        _UTC_TEXT.clear()
+    # Only datetimes whose tzinfo is UTC itself are kept: two of them are equal only when they are
+    # the same instant (in a zone with folds, equal wall times can be different instants).
+    text = _UTC_TEXT[value] = value.strftime(_DATETIME_FORMAT)
+    return text
 
 
 def entity_from_json(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,7 +220,20 @@ def entity_from_json(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _key(value: str) -> str:
-    return quote(value.replace("'", "''"), safe="")
+    """A key in the request line: quotes doubled (OData), then percent-encoded as ``quote(safe="")``
+    does (an ASCII key, nearly all, by one regular expression: a third of quote's cost)."""
+    known = _KEY_TEXT.get(value) if type(value) is str else None
+    if known is not None:
+        return known
+    doubled = value.replace("'", "''")
+    if doubled.isascii():
+        text = _URL_RESERVED.sub(lambda found: _PERCENT_ENCODED[found.group()], doubled)
+    else:
+        text = quote(doubled, safe="")
+    if len(_KEY_TEXT) >= _CACHE_LIMIT:
+        _KEY_TEXT.clear()
+    _KEY_TEXT[value] = text
+    return text
 
 
 @dataclass(frozen=True)
@@ -168,13 +249,16 @@ class Operation:
         return len(self.head) + len(self.body) + OPERATION_OVERHEAD
 
 
+_PART_HEADERS = (f"x-ms-version: {PROTOCOL_HEADERS['x-ms-version']}\r\nDataServiceVersion: 3.0\r\n"
+                 "Accept: application/json\r\n")
+
+
 def operation(table_url: str, entity: Mapping[str, Any]) -> Operation:
     # The SDK's own JSON: json.dumps defaults (", " and ": ", ASCII escapes), as azure-core writes it.
-    content = json.dumps(entity_json(entity)).encode("ascii")
+    content = entity_body(entity)
     target = f"{table_url}(PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}')"
     head = (f"PUT {target} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {len(content)}\r\n"
-            f"x-ms-version: {PROTOCOL_HEADERS['x-ms-version']}\r\nDataServiceVersion: 3.0\r\n"
-            f"Accept: application/json\r\n").encode("ascii")
+            f"{_PART_HEADERS}").encode("ascii")
     return Operation(entity, head, content)
 
 
@@ -185,12 +269,12 @@ def transaction_body(table_url: str, entities: Sequence[Mapping[str, Any]], batc
 
 
 def assemble(operations: Sequence[Operation], batch: str, changeset: str, date: str | None = None) -> bytes:
-    stamp = f"x-ms-date: {date or formatdate(usegmt=True)}\r\nDate: {date or formatdate(usegmt=True)}\r\n\r\n"
+    date = date or formatdate(usegmt=True)
+    stamp = f"x-ms-date: {date}\r\nDate: {date}\r\n\r\n".encode("ascii")
+    part = f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: "
     parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode("ascii")]
     for index, op in enumerate(operations):
-        parts.append(f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
-                     f"Content-ID: {index}\r\n\r\n".encode("ascii"))
-        parts.extend((op.head, stamp.encode("ascii"), op.body, b"\r\n"))
+        parts.extend((f"{part}{index}\r\n\r\n".encode("ascii"), op.head, stamp, op.body, b"\r\n"))
     parts.append(f"--{changeset}--\r\n\r\n--{batch}--\r\n".encode("ascii"))
     return b"".join(parts)
 

@@ -111,7 +111,8 @@ def test_a_query_past_one_page_is_continued(store: TableStore) -> None:
     pages = [entities for _, entities, _ in query_pages(index, "PartitionKey eq @p", {"p": partition},
                                                         ("Model", "Requests"))]
     assert [len(page) for page in pages] == [1000, 1000, 345]
-    assert [entity["Requests"] for page in pages for entity in page] == list(range(count))  # key order, all once
+    # key order, all once (a zero counter is not stored)
+    assert [entity.get("Requests") or 0 for page in pages for entity in page] == list(range(count))
     read = store.read_all(Granularity.MONTH, MONTH, MONTH + timedelta(days=1))
     assert [row.counters.requests for row in read] == list(range(count))
     # the SDK's own pager follows the same continuation headers

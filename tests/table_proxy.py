@@ -22,6 +22,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
+Relayed = tuple[int, str, list[tuple[str, str]], bytes]  # status, reason, headers, body
+
+
+def relayed(handler: BaseHTTPRequestHandler, host: str, port: int, path: str, body: bytes) -> Relayed:
+    """The upstream's answer to the request ``handler`` is serving, sent on to ``host:port`` as is."""
+    upstream = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        headers = {k: v for k, v in handler.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() != "proxy-connection"}
+        upstream.request(handler.command, path, body=body, headers=headers)
+        response = upstream.getresponse()
+        return response.status, response.reason, response.getheaders(), response.read()
+    finally:
+        upstream.close()
+
+
+def send_relayed(handler: BaseHTTPRequestHandler, answer: Relayed) -> None:
+    status, reason, headers, payload = answer
+    handler.send_response(status, reason)
+    for name, value in headers:
+        if name.lower() not in HOP_BY_HOP:
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 class TableProxy(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -75,23 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
                 error = {"odata.error": {"code": "PropertyValueInvalid",
                                          "message": {"lang": "en-US", "value": "The property value is invalid."}}}
                 return self._answer(400, "application/json;odata=minimalmetadata", json.dumps(error).encode())
-        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-            upstream.request(self.command, self.path, body=body, headers=headers)
-            response = upstream.getresponse()
-            payload = response.read()
-            if reset_after:
-                return self._reset()
-            self.send_response(response.status, response.reason)
-            for name, value in response.getheaders():
-                if name.lower() not in HOP_BY_HOP:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        finally:
-            upstream.close()
+        answer = relayed(self, "127.0.0.1", self.server.upstream_port, self.path, body)
+        if reset_after:
+            return self._reset()
+        send_relayed(self, answer)
         return None
 
     def _reset(self) -> None:

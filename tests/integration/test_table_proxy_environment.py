@@ -4,7 +4,6 @@ SDK and its transport) writes to Azurite directly or through a loopback forward 
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from azure.core.exceptions import ServiceRequestError
 from shared.adapters.table_batch import submit_replace
 from shared.composition import table_store
 from shared.settings import Settings
+from tests.table_proxy import relayed, send_relayed
 from tests.unit.test_table_transport import clear_environment
 
 
@@ -48,22 +48,8 @@ class _Relay(BaseHTTPRequestHandler):
             self.server.relayed.append((self.command, self.path))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=30)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "proxy-connection")}
-            upstream.request(self.command, target.path + (f"?{target.query}" if target.query else ""), body=body,
-                             headers=headers)
-            response = upstream.getresponse()
-            payload = response.read()
-            self.send_response(response.status, response.reason)
-            for name, value in response.getheaders():
-                if name.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        finally:
-            upstream.close()
+        path = target.path + (f"?{target.query}" if target.query else "")
+        send_relayed(self, relayed(self, target.hostname or "", target.port or 80, path, body))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_MERGE = _relay
 

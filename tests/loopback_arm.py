@@ -8,13 +8,14 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback_http import serving
 
 
 class FakeArmApi(Protocol):
@@ -77,10 +78,5 @@ def serve_arm(fake: FakeArmApi, directory: Path) -> Iterator[Path]:
     context.load_cert_chain(cert_path, key_path)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     fake.base = f"https://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield cert_path
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.loopback_http import QuietHandler, serving
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
@@ -70,12 +72,8 @@ class TableProxy(ThreadingHTTPServer):
         return azurite_connection_string.replace(f":{self.upstream_port}/", f":{self.port}/")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: TableProxy
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
 
     def _relay(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -127,10 +125,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def table_proxy(upstream_port: int) -> Iterator[TableProxy]:
     proxy = TableProxy(upstream_port)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(proxy):
         yield proxy
-    finally:
-        proxy.shutdown()
-        proxy.server_close()

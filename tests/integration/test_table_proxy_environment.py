@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +16,7 @@ from azure.core.exceptions import ServiceRequestError
 from shared.adapters.table_batch import submit_replace
 from shared.composition import table_store
 from shared.settings import Settings
+from tests.loopback_http import QuietHandler, serving
 from tests.table_proxy import relayed, send_relayed
 from tests.unit.test_table_transport import clear_environment
 
@@ -35,12 +36,8 @@ class ForwardProxy(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Relay(BaseHTTPRequestHandler):
+class _Relay(QuietHandler):
     server: ForwardProxy
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
 
     def _relay(self) -> None:
         target = urlsplit(self.path)  # a proxy is sent the absolute URL
@@ -57,14 +54,8 @@ class _Relay(BaseHTTPRequestHandler):
 @contextmanager
 def forward_proxy() -> Iterator[ForwardProxy]:
     proxy = ForwardProxy()
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(proxy):
         yield proxy
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-        thread.join()
 
 
 def batches(proxy: ForwardProxy) -> list[str]:

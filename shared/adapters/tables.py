@@ -317,7 +317,7 @@ class TableStore:
 
     def read_all(self, granularity: Granularity, start: datetime, end: datetime) -> list[UsageRow]:
         if granularity in INDEXED and self.index_complete():  # a range per shard (usage_index)
-            entities = self._index_entities(index_reads(granularity, start, end),
+            entities = self.index_entities(index_reads(granularity, start, end),
                                             ("PartitionKey", "RowKey", *USAGE_PROPERTIES))
             # period by period, each in the usage table's order: as one partition per period read
             entities.sort(key=lambda entity: (period_of(entity["PartitionKey"]), entity["RowKey"]))
@@ -383,10 +383,10 @@ class TableStore:
         return self._subscriptions(index_reads(Granularity.DAY, day, day + timedelta(days=1)))
 
     def _subscriptions(self, reads: list[Read]) -> frozenset[str]:
-        entities = self._index_entities(reads, ("SubscriptionId",))
+        entities = self.index_entities(reads, ("SubscriptionId",))
         return frozenset(str(entity.get("SubscriptionId", "")) for entity in entities)
 
-    def _index_entities(self, reads: list[Read], select: tuple[str, ...]) -> list[dict[str, Any]]:
+    def index_entities(self, reads: list[Read], select: tuple[str, ...]) -> list[dict[str, Any]]:
         """Every entity the index ``reads`` return (``READS_IN_FLIGHT`` queries at once), in no order."""
         table = self.table(self.index_table)
 

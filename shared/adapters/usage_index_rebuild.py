@@ -15,7 +15,6 @@ from shared.adapters.tables import TableStore
 from shared.adapters.usage_index import (
     INDEXED,
     REBUILD_BATCH,
-    Read,
     complete_marker,
     index_entity,
     index_reads,
@@ -115,14 +114,9 @@ def _as_written(entity: dict[str, Any]) -> dict[str, Any]:
             else value for name, value in entity.items()}
 
 
-def _listed(index: Any, read: Read) -> list[dict[str, Any]]:
-    return list(query(index, *read, ("PartitionKey", "RowKey")))
-
-
 def _remove_stale(store: TableStore, granularity: Granularity, start: datetime, end: datetime, keys: set[str]) -> int:
     index = store.table(store.index_table)
-    found = [entity for read in index_reads(granularity, start, end)
-             for entity in store.call(partial(_listed, index, read))]
+    found = store.index_entities(index_reads(granularity, start, end), ("PartitionKey", "RowKey"))
     stale = [entity for entity in found if entity["RowKey"] not in keys]
     for entity in stale:
         store.call(partial(index.delete_entity, entity["PartitionKey"], entity["RowKey"]))

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from shared.core.keys import storable_key, storable_name
+from shared.core.keys import storable_key
 from shared.core.kql import declared_parameters
 from shared.core.months import next_month
 from shared.core.usage import (
@@ -369,8 +369,7 @@ class RollupService:
         for month in sorted(self._summed_months(months)):
             subscriptions = frozenset(subscription for subscription, at in months if at == month)
             apart = frozenset(pair for pair in days if Granularity.MONTH.period_start(pair[1]) == month)
-            parts = self.usage.month_parts(month, frozenset(map(storable_name, subscriptions)),
-                                           frozenset((storable_name(sub), day) for sub, day in apart))
+            parts = self.usage.month_parts(month, subscriptions, apart)
             if parts is not None:
                 found[month] = _MonthParts(_by_subscription(parts.sums), _by_subscription(parts.apart))
         return found
@@ -497,11 +496,10 @@ def _folded_months(parts: dict[datetime, _MonthParts], day_rows: list[UsageRow])
     if not parts:
         return []
     written: dict[tuple[str, datetime], list[UsageRow]] = {}
-    for row in day_rows:  # under stored names, as the index answers
+    for row in day_rows:  # under stored names already (usage_rows), as the index answers
         month = Granularity.MONTH.period_start(row.period_start)
         if month in parts:
-            stored_row = replace(row, key=storable_key(row.key))
-            written.setdefault((stored_row.subscription_id, month), []).append(stored_row)
+            written.setdefault((row.subscription_id, month), []).append(row)
     return [row for (subscription, month), rows in sorted(written.items())
             for row in month_after_write(parts[month].sums.get(subscription, []),
                                          parts[month].apart.get(subscription, []), rows)]
